@@ -1,0 +1,3 @@
+from resnet_tui.cli import run
+
+run()

@@ -1,0 +1,367 @@
+"""The one validated hyperparameter config, shared by the CLI flags, the TOML file and the app's form.
+
+Everything here is pure Python (no torch), so `resnet-tui --help` and the form's
+as-you-type validation stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from resnet_tui.errors import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "warmup-linear")
+PRECISIONS = ("auto", "fp32", "bf16")
+PRESETS = ("lab", "fast")
+
+
+class ConfigError(UserError):
+    """A bad value for one field. `field` is the config name; front ends show it as a flag, key or label."""
+
+    def __init__(self, field: str, got: Any, allowed: str, source: str = "", message: str | None = None) -> None:
+        self.field, self.got, self.allowed, self.source, self.message = field, got, allowed, source, message
+        super().__init__(self.render())
+
+    def render(self, name: str | None = None) -> str:
+        where = f"{self.source}: " if self.source else ""
+        if self.message:
+            return where + self.message
+        return f"{where}{name or self.field}: got {self.got!r}, expected {self.allowed}"
+
+    def as_flag(self) -> str:
+        return self.render("--" + self.field.replace("_", "-"))
+
+
+# --- value parsers: each takes a str (flag/form) or a native TOML value, returns the typed value or raises ValueError(allowed)
+
+
+def _int(minimum: int) -> Callable[[Any], int]:
+    allowed = f"an integer >= {minimum}"
+
+    def parse(v: Any) -> int:
+        if isinstance(v, bool):
+            raise ValueError(allowed)
+        if isinstance(v, str):
+            try:
+                v = int(v.strip().replace("_", ""))
+            except ValueError:
+                raise ValueError(allowed) from None
+        if not isinstance(v, int) or v < minimum:
+            raise ValueError(allowed)
+        return v
+
+    parse.allowed = allowed  # type: ignore[attr-defined]
+    return parse
+
+
+def _optional_int(minimum: int) -> Callable[[Any], int | None]:
+    inner = _int(minimum)
+    allowed = f"an integer >= {minimum} (or empty for all)"
+
+    def parse(v: Any) -> int | None:
+        if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "all")):
+            return None
+        try:
+            return inner(v)
+        except ValueError:
+            raise ValueError(allowed) from None
+
+    parse.allowed = allowed  # type: ignore[attr-defined]
+    return parse
+
+
+def _float(low: float, high: float | None = None, low_open: bool = False, high_open: bool = True) -> Callable[[Any], float]:
+    if high is None:
+        allowed = f"a number {'>' if low_open else '>='} {low:g}"
+    else:
+        allowed = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(v: Any) -> float:
+        if isinstance(v, bool):
+            raise ValueError(allowed)
+        if isinstance(v, str):
+            try:
+                v = float(v.strip())
+            except ValueError:
+                raise ValueError(allowed) from None
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(allowed)
+        v = float(v)
+        if v < low or (low_open and v == low):
+            raise ValueError(allowed)
+        if high is not None and (v > high or (high_open and v == high)):
+            raise ValueError(allowed)
+        return v
+
+    parse.allowed = allowed  # type: ignore[attr-defined]
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    allowed = "one of " + ", ".join(options)
+
+    def parse(v: Any) -> str:
+        if not isinstance(v, str) or v.strip().lower() not in options:
+            raise ValueError(allowed)
+        return v.strip().lower()
+
+    parse.allowed = allowed  # type: ignore[attr-defined]
+    return parse
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(v, str) and v.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(_bool.allowed)  # type: ignore[attr-defined]
+
+
+_bool.allowed = "true or false"  # type: ignore[attr-defined]
+
+
+def _layers(v: Any) -> tuple[int, int, int]:
+    allowed = "three integers >= 1 separated by commas, like 2,2,2"
+    if isinstance(v, str):
+        parts = [p for p in v.replace(" ", ",").split(",") if p]
+        try:
+            v = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(allowed) from None
+    if not isinstance(v, (list, tuple)) or len(v) != 3:
+        raise ValueError(allowed)
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > 64 for n in v):
+        raise ValueError(allowed.replace(">= 1", "from 1 to 64"))
+    return tuple(v)  # type: ignore[return-value]
+
+
+_layers.allowed = "three integers >= 1 separated by commas, like 2,2,2"  # type: ignore[attr-defined]
+
+
+def _device(v: Any) -> str:
+    allowed = "auto, cpu, cuda, cuda:N or mps"
+    if not isinstance(v, str):
+        raise ValueError(allowed)
+    s = v.strip().lower()
+    if s in ("auto", "cpu", "cuda", "mps") or (s.startswith("cuda:") and s[5:].isdigit()):
+        return s
+    raise ValueError(allowed)
+
+
+_device.allowed = "auto, cpu, cuda, cuda:N or mps"  # type: ignore[attr-defined]
+
+
+def _data(v: Any) -> str:
+    allowed = "auto, cifar10, sample or a folder path"
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(allowed)
+    return v.strip()
+
+
+_data.allowed = "auto, cifar10, sample or a folder path"  # type: ignore[attr-defined]
+
+
+def _optional_str(v: Any) -> str | None:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    if not isinstance(v, str):
+        raise ValueError("a path")
+    return v.strip()
+
+
+_optional_str.allowed = "a path"  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    parse: Callable[[Any], Any]
+    help: str
+    label: str
+    flag_bool: bool = False  # shown as --name/--no-name on the CLI
+
+    @property
+    def allowed(self) -> str:
+        return self.parse.allowed  # type: ignore[attr-defined]
+
+
+# The order here is the order of the form and of --help.
+FIELDS: tuple[Field, ...] = (
+    Field("preset", _choice(PRESETS), "lab: the notebook's hyperparameters; fast: a tuned recipe for the same network", "Preset"),
+    Field("data", _data, "auto (CIFAR-10 if present or downloadable, else the bundled sample), cifar10, sample, or an image-folder path with train/ and test/", "Data"),
+    Field("data_dir", _optional_str, "where CIFAR-10 is downloaded (default: the user cache dir)", "Data dir"),
+    Field("epochs", _int(1), "number of training epochs", "Epochs"),
+    Field("batch_size", _int(1), "mini-batch size", "Batch size"),
+    Field("lr", _float(0, low_open=True), "learning rate", "Learning rate"),
+    Field("optimizer", _choice(OPTIMIZERS), "optimizer: " + ", ".join(OPTIMIZERS), "Optimizer"),
+    Field("momentum", _float(0, 1), "momentum (SGD, RMSprop)", "Momentum"),
+    Field("nesterov", _bool, "Nesterov momentum (SGD)", "Nesterov", flag_bool=True),
+    Field("weight_decay", _float(0), "weight decay", "Weight decay"),
+    Field("schedule", _choice(SCHEDULES), "learning-rate schedule: constant, or warmup-linear (linear warm-up, then linear decay to 0)", "LR schedule"),
+    Field("warmup_epochs", _float(0), "epochs of linear warm-up (warmup-linear schedule)", "Warm-up epochs"),
+    Field("label_smoothing", _float(0, 1), "label smoothing of the NLL loss", "Label smoothing"),
+    Field("augment", _bool, "random flip and 4-pixel translate, on the device", "Augment", flag_bool=True),
+    Field("seed", _int(0), "random seed", "Seed"),
+    Field("layers", _layers, "residual blocks per stage", "Layers"),
+    Field("skip", _bool, "residual shortcuts (--no-skip trains the plain network of the same depth)", "Skip connections", flag_bool=True),
+    Field("device", _device, "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps", "Device"),
+    Field("precision", _choice(PRECISIONS), "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "Precision"),
+    Field("compile", _bool, "torch.compile the model (CUDA graphs on GPU); falls back with a notice", "Compile", flag_bool=True),
+    Field("limit_train", _optional_int(1), "train on a deterministic, class-balanced subset of N images", "Train subset"),
+    Field("limit_eval", _optional_int(1), "evaluate on a deterministic, class-balanced subset of N images", "Eval subset"),
+)
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "lab"
+    data: str = "auto"
+    data_dir: str | None = None
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 0.001
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    augment: bool = False
+    seed: int = 1234
+    layers: tuple[int, int, int] = (2, 2, 2)
+    skip: bool = True
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    limit_train: int | None = None
+    limit_eval: int | None = None
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+    def to_toml(self) -> str:
+        lines = []
+        for f in FIELDS:
+            v = getattr(self, f.name)
+            if v is None:
+                lines.append(f"# {f.name} = (not set)")
+            else:
+                lines.append(f"{f.name} = {_toml_value(v)}")
+        return "\n".join(lines) + "\n"
+
+    @property
+    def layers_str(self) -> str:
+        return ",".join(str(n) for n in self.layers)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# The fast preset: Nesterov SGD, warm-up then linear decay, label smoothing, weight decay on weights,
+# flip + translate on the device. Batch size and lr depend on the device (see preset_values).
+_FAST = dict(
+    preset="fast", epochs=30, optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=5e-4,
+    schedule="warmup-linear", warmup_epochs=2.0, label_smoothing=0.1, augment=True,
+)
+FAST_GPU_BATCH, FAST_GPU_LR = 512, 0.2
+FAST_CPU_BATCH = 64  # fastest batch measured on a 2-core CPU (channels_last)
+
+
+def preset_values(preset: str, device_type: str = "cpu") -> dict[str, Any]:
+    """The field values a preset sets. The lab preset is the dataclass defaults."""
+    if preset == "lab":
+        defaults = TrainConfig()
+        return {f.name: getattr(defaults, f.name) for f in FIELDS if f.name not in ("data", "data_dir", "device", "limit_train", "limit_eval")}
+    values = dict(_FAST)
+    if device_type == "cpu":
+        values.update(batch_size=FAST_CPU_BATCH, lr=FAST_GPU_LR * FAST_CPU_BATCH / FAST_GPU_BATCH)
+    else:
+        values.update(batch_size=FAST_GPU_BATCH, lr=FAST_GPU_LR)
+    return values
+
+
+def parse_field(name: str, value: Any, source: str = "") -> Any:
+    f = FIELD_BY_NAME[name]
+    try:
+        return f.parse(value)
+    except ValueError:
+        raise ConfigError(name, value, f.allowed, source) from None
+
+
+def unknown_key_error(key: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(key, list(FIELD_BY_NAME), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(FIELD_BY_NAME)
+    return ConfigError(key, key, hint, source, message=f"unknown key {key!r}; {hint}")
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read and validate a config TOML file. Returns only the keys it sets, parsed."""
+    p = Path(path)
+    source = str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--config: got {source!r}, expected an existing TOML file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--config: cannot read {source!r}: {e}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{source}: not valid TOML: {e}") from None
+    return parse_mapping(raw, source)
+
+
+def parse_mapping(raw: Mapping[str, Any], source: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in FIELD_BY_NAME:
+            raise unknown_key_error(key, source)
+        out[key] = parse_field(key, value, source)
+    return out
+
+
+def build_config(
+    file_values: Mapping[str, Any] | None = None,
+    flag_values: Mapping[str, Any] | None = None,
+    device_type: str = "cpu",
+) -> TrainConfig:
+    """Resolve preset, then the TOML file, then flags (flags win). Values are validated already."""
+    file_values = dict(file_values or {})
+    flag_values = {k: v for k, v in (flag_values or {}).items() if v is not None}
+    preset = flag_values.get("preset", file_values.get("preset", "lab"))
+    merged: dict[str, Any] = preset_values(preset, device_type)
+    merged.update(file_values)
+    merged.update(flag_values)
+    return TrainConfig(**merged)
+
+
+__all__ = [
+    "ConfigError", "FIELDS", "FIELD_BY_NAME", "Field", "TrainConfig", "build_config", "parse_field",
+    "parse_mapping", "preset_values", "read_toml", "OPTIMIZERS", "PRESETS",
+]

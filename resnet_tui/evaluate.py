@@ -1,0 +1,112 @@
+"""Evaluation: mean NLL, accuracy, confusion matrix and per-class precision, recall and F1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnet_tui.data import DeviceBatches, Split
+
+EVAL_BATCH = 1000
+
+
+@dataclass
+class EvalResult:
+    nll: float
+    accuracy: float
+    n: int
+    classes: list[str]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    predictions: list[int]
+    labels: list[int]
+
+    def to_json(self) -> dict:
+        return {"accuracy": self.accuracy, "nll": self.nll, "n": self.n, "classes": self.classes, "confusion": self.confusion}
+
+    def per_class(self) -> dict:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1}
+
+
+def metrics_from_predictions(labels: np.ndarray, predictions: np.ndarray, nll: float, classes: list[str]) -> EvalResult:
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    k = list(range(len(classes)))
+    conf = confusion_matrix(labels, predictions, labels=k)
+    p, r, f1, _ = precision_recall_fscore_support(labels, predictions, labels=k, zero_division=0)
+    return EvalResult(
+        nll=float(nll),
+        accuracy=float((labels == predictions).mean()) if len(labels) else 0.0,
+        n=int(len(labels)),
+        classes=list(classes),
+        confusion=conf.tolist(),
+        precision=[float(x) for x in p],
+        recall=[float(x) for x in r],
+        f1=[float(x) for x in f1],
+        predictions=predictions.tolist(),
+        labels=labels.tolist(),
+    )
+
+
+def evaluate_model(
+    model: nn.Module,
+    data: DeviceBatches,
+    classes: list[str] | tuple[str, ...],
+    batch_size: int = EVAL_BATCH,
+    autocast: torch.dtype | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EvalResult | None:
+    """Evaluate on all of `data`. Sums stay on the device; one host sync at the end. None if stopped."""
+    was_training = model.training
+    model.eval()
+    nll_sum = torch.zeros((), dtype=torch.float64, device=data.device)
+    preds = []
+    done = 0
+    try:
+        with torch.inference_mode(), torch.autocast(data.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            for x, y in data.eval_batches(batch_size):
+                if should_stop is not None and should_stop():
+                    return None
+                out = model(x).float()
+                nll_sum += F.nll_loss(out, y, reduction="sum").double()
+                preds.append(out.argmax(1))
+                done += len(y)
+                if on_progress is not None:
+                    on_progress(done, data.n)
+    finally:
+        model.train(was_training)
+    predictions = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
+    labels = data.labels.cpu().numpy()
+    return metrics_from_predictions(labels, predictions, nll_sum.item() / max(data.n, 1), list(classes))
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    split: Split,
+    device: torch.device,
+    layers: tuple[int, int, int] | None = None,
+    skip: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EvalResult | None:
+    """Load a checkpoint (path or URL, weights only) and evaluate it. Layers are read off the checkpoint when not given."""
+    from resnet_tui.checkpoint import infer_layers, load_into, read_state_dict
+    from resnet_tui.model import ResNet
+
+    state = read_state_dict(checkpoint)
+    if layers is None:
+        layers = infer_layers(state) or (2, 2, 2)
+    if skip and not any(".downsample." in k for k in state) and any(k.startswith("layer2.") for k in state):
+        skip = False  # a plain (no-skip) network has no downsample shortcuts
+    model = ResNet(layers, skip=skip)
+    load_into(model, state, checkpoint, layers)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    return evaluate_model(model, DeviceBatches(split, device), split.classes, on_progress=on_progress, should_stop=should_stop)

@@ -1,0 +1,75 @@
+"""What the training loop tells its front ends. Plain data: the headless printer, the app and
+metrics.jsonl all consume the same events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainStart:
+    config: dict[str, Any]
+    run_dir: str
+    device: str  # e.g. "NVIDIA H100 (CUDA)" or "CPU (2 threads)"
+    param_count: int
+    n_train: int
+    n_test: int
+    batches_per_epoch: int
+    start_epoch: int = 1  # counted from 1; > 1 or start_batch > 1 when resuming
+    start_batch: int = 1
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchEnd:
+    epoch: int  # from 1
+    batch: int  # from 1, within the epoch
+    loss: float
+    images: int  # images trained so far in this run, resumed parts included
+    time: float  # seconds of training so far
+    lr: float
+
+
+@dataclass
+class EpochEnd:
+    epoch: int
+    train_loss: float  # mean of the epoch's mini-batch losses
+    seconds: float
+    images_per_sec: float
+
+
+@dataclass
+class CheckpointSaved:
+    epoch: int  # from 1; the file name counts from 0, as in the lab
+    path: str
+
+
+@dataclass
+class EvalProgress:
+    done: int
+    total: int
+
+
+@dataclass
+class EvalEnd:
+    epoch: int | None
+    result: Any  # evaluate.EvalResult
+
+
+@dataclass
+class Notice:
+    text: str
+    level: str = "info"  # info | warning | error
+
+
+@dataclass
+class RunEnd:
+    status: str  # finished | interrupted | diverged | failed
+    images_per_sec: float
+    train_seconds: float
+    message: str = ""
+    epochs_done: int = 0
+
+
+Event = TrainStart | BatchEnd | EpochEnd | CheckpointSaved | EvalProgress | EvalEnd | Notice | RunEnd

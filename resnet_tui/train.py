@@ -1,0 +1,362 @@
+"""The training loop. It knows nothing of any UI: it emits events (resnet_tui.events) and writes the run directory.
+
+Hot-loop rules: the data is already on the device; per-batch losses are written into a device buffer
+and read back in one transfer every ~0.25 s (or at an epoch's end), so no batch costs a host sync.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnet_tui import events as ev
+from resnet_tui.checkpoint import load_into, save_state_dict
+from resnet_tui.config import TrainConfig
+from resnet_tui.data import DeviceBatches, Split, load_data
+from resnet_tui.device import autocast_dtype, describe_device, resolve_device
+from resnet_tui.errors import UserError
+from resnet_tui.evaluate import EVAL_BATCH, evaluate_model
+from resnet_tui.model import ResNet, param_count
+from resnet_tui.runs import MetricsWriter, RunDir, atomic_write, atomic_write_text
+
+FLUSH_SECONDS = 0.25  # how often per-batch losses are read back from the device
+RESUME_VERSION = 1
+
+Emit = Callable[[ev.Event], None]
+
+
+def seed_everything(seed: int) -> None:
+    """As the lab does: numpy, torch and CUDA seeds (plus Python's, which the lab leaves alone)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    # Weight decay applies to conv and linear weights only; BatchNorm parameters and biases are left alone.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups: Any = model.parameters() if cfg.weight_decay == 0 else [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
+    raise UserError(f"--optimizer: got {cfg.optimizer!r}, expected one of sgd, adam, adamw, rmsprop")
+
+
+def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """Multiplier of the base lr at optimizer step `step` (from 0)."""
+    if cfg.schedule == "constant":
+        return lambda step: 1.0
+    total = max(cfg.epochs * steps_per_epoch, 1)
+    warm = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total - step) / max(total - warm, 1))
+
+    return factor
+
+
+def loss_fn(cfg: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if cfg.label_smoothing > 0:
+        # The model outputs log-probabilities; cross_entropy's log_softmax leaves them unchanged.
+        return lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
+    return lambda out, y: F.nll_loss(out.float(), y)
+
+
+@dataclass
+class Setup:
+    """Everything a training run is made of, ready to go (and shared with the benchmark)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    model: nn.Module  # the nn.Module whose state_dict is saved
+    step_model: nn.Module  # what the hot loop calls (compiled, or the same module)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    train: DeviceBatches
+    test: DeviceBatches
+    classes: tuple[str, ...]
+    autocast: torch.dtype | None
+    steps_per_epoch: int
+    notices: list[str]
+
+
+def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split | None = None) -> Setup:
+    device = resolve_device(cfg.device)
+    if train_split is None or test_split is None:
+        train_split, test_split = load_data(cfg.data, cfg.data_dir, cfg.limit_train, cfg.limit_eval)
+    notices = list(dict.fromkeys(train_split.notices + test_split.notices))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    seed_everything(cfg.seed)
+    model = ResNet(cfg.layers, skip=cfg.skip).to(device).to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, model)
+    train = DeviceBatches(train_split, device)
+    steps = train.num_batches(cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps))
+    step_model: nn.Module = model
+    if cfg.compile:
+        step_model, note = try_compile(model, device)
+        notices.append(note)
+    return Setup(
+        cfg, device, model, step_model, optimizer, scheduler, train, DeviceBatches(test_split, device),
+        train_split.classes, autocast_dtype(cfg.precision, device), steps, notices,
+    )
+
+
+def try_compile(model: nn.Module, device: torch.device) -> tuple[nn.Module, str]:
+    try:
+        mode = "reduce-overhead" if device.type == "cuda" else None  # CUDA graphs on the GPU
+        compiled = torch.compile(model, mode=mode)
+        return compiled, f"torch.compile on ({mode or 'default'} mode); the first batches include compile time"
+    except Exception as e:  # no compiler, unsupported platform, ...
+        return model, f"torch.compile unavailable ({type(e).__name__}: {e}); training without it"
+
+
+class Trainer:
+    """One training run into one run directory. Call run(); it returns the RunEnd event it emitted."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        emit: Emit,
+        should_stop: Callable[[], bool] = lambda: False,
+        resume: bool = False,
+        splits: tuple[Split, Split] | None = None,
+    ):
+        self.cfg = cfg
+        self.run = RunDir(run_dir)
+        self.emit_ui = emit
+        self.should_stop = should_stop
+        self.resume = resume
+        self.splits = splits
+        self.metrics: MetricsWriter | None = None
+
+    # -- events go to the front end and to metrics.jsonl
+    def emit(self, event: ev.Event, record: dict[str, Any] | None = None) -> None:
+        if record is not None and self.metrics is not None:
+            self.metrics.write_many([record])
+        self.emit_ui(event)
+
+    def run_training(self) -> ev.RunEnd:
+        cfg = self.cfg
+        self.run.prepare()
+        s = setup(cfg, *(self.splits or (None, None)))
+        start_epoch0, start_batch0, images_done, train_seconds, partial_losses = 0, 0, 0, 0.0, []
+        if self.resume:
+            start_epoch0, start_batch0, images_done, train_seconds, partial_losses = self._restore(s)
+        atomic_write_text(self.run.config_path, cfg.to_toml())
+        self.metrics = MetricsWriter(self.run.metrics_path)
+        try:
+            return self._loop(s, start_epoch0, start_batch0, images_done, train_seconds, partial_losses)
+        finally:
+            self.metrics.close()
+
+    def _restore(self, s: Setup) -> tuple[int, int, int, float, list[float]]:
+        path = self.run.resume_path
+        if not path.exists():
+            raise UserError(f"--resume: got {str(self.run.path)!r}, expected a run directory with {path.name} (none found)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"--resume: {str(path)!r} is not readable ({type(e).__name__}); the epoch checkpoints are still in {self.run.checkpoints}") from None
+        load_into(s.model, state["model"], str(path), self.cfg.layers)
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.scheduler.load_state_dict(state["scheduler"])
+        # the schedule's length follows the (possibly new) number of epochs
+        s.scheduler.lr_lambdas[0] = lr_factor(self.cfg, s.steps_per_epoch)
+        torch.set_rng_state(state["rng_cpu"])
+        if s.device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"])
+        return int(state["epoch0"]), int(state["batch0"]), int(state["images"]), float(state["train_seconds"]), list(state["partial_losses"])
+
+    def _save_resume(self, s: Setup, epoch0: int, batch0: int, images: int, train_seconds: float, partial: list[float]) -> None:
+        state = {
+            "version": RESUME_VERSION,
+            "model": {k: v.detach().cpu().contiguous() for k, v in s.model.state_dict().items()},
+            "optimizer": s.optimizer.state_dict(),
+            "scheduler": {k: v for k, v in s.scheduler.state_dict().items() if k != "lr_lambdas"},
+            "rng_cpu": torch.get_rng_state(),
+            "epoch0": epoch0,
+            "batch0": batch0,
+            "images": images,
+            "train_seconds": train_seconds,
+            "partial_losses": partial,
+            "config": self.cfg.to_dict(),
+        }
+        if s.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(s.device)
+        atomic_write(self.run.resume_path, lambda f: torch.save(state, f))
+
+    def _loop(self, s: Setup, epoch0_start: int, batch0_start: int, images: int, train_seconds: float, partial: list[float]) -> ev.RunEnd:
+        cfg = self.cfg
+        model, step_model, opt, sched = s.model, s.step_model, s.optimizer, s.scheduler
+        criterion = loss_fn(cfg)
+        nb = s.steps_per_epoch
+        self.emit(
+            ev.TrainStart(cfg.to_dict(), str(self.run.path), describe_device(s.device), param_count(model), s.train.n, s.test.n, nb,
+                          epoch0_start + 1, batch0_start + 1, s.notices),
+            {"event": "start", "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), "device": describe_device(s.device),
+             "param_count": param_count(model), "n_train": s.train.n, "n_test": s.test.n, "batches_per_epoch": nb,
+             "resumed_at": {"epoch": epoch0_start + 1, "batch": batch0_start + 1} if self.resume else None, "config": cfg.to_dict()},
+        )
+        for note in s.notices:
+            self.emit(ev.Notice(note, "warning"), {"event": "notice", "text": note})
+
+        model.train()
+        images_this_process, seconds_this_process = 0, 0.0
+        status, message = "finished", ""
+        epoch0, epochs_done = epoch0_start, epoch0_start
+        losses_dev = torch.zeros(nb, device=s.device)
+        compiled_checked = step_model is model
+        for epoch0 in range(epoch0_start, cfg.epochs):
+            first_b = batch0_start if epoch0 == epoch0_start else 0
+            epoch_losses: list[float] = list(partial) if epoch0 == epoch0_start else []
+            flushed = first_b  # batches [first_b, flushed) have been read back and emitted
+            t0 = time.perf_counter()
+            last_flush = t0
+            epoch_images = 0
+            b = first_b - 1
+            batch_sizes: list[int] = []
+
+            def flush(upto: int) -> int | None:
+                """Read losses of batches [flushed, upto) in one transfer; emit them. Returns the first bad batch, if any."""
+                nonlocal flushed, images
+                if upto <= flushed:
+                    return None
+                vals = losses_dev[flushed:upto].tolist()
+                now = train_seconds + seconds_this_process + (time.perf_counter() - t0)
+                records, bad = [], None
+                for i, loss in enumerate(vals):
+                    bi = flushed + i
+                    images += batch_sizes[bi - first_b]
+                    finite = math.isfinite(loss)
+                    if not finite and bad is None:
+                        bad = bi
+                    lr = cfg.lr * sched.lr_lambdas[0](epoch0 * nb + bi)
+                    records.append({"event": "batch", "epoch": epoch0 + 1, "batch": bi + 1, "loss": loss if finite else None,
+                                    "images": images, "time": round(now, 4), "lr": lr})
+                    self.emit_ui(ev.BatchEnd(epoch0 + 1, bi + 1, loss, images, now, lr))
+                    if bad is not None:
+                        break
+                    epoch_losses.append(loss)
+                assert self.metrics is not None
+                self.metrics.write_many(records)
+                flushed = upto if bad is None else bad + 1
+                return bad
+
+            stopped = False
+            bad: int | None = None
+            try:
+                for b, (x, y) in enumerate(s.train.train_epoch(epoch0, cfg.batch_size, cfg.seed, cfg.augment, start_batch=first_b), start=first_b):
+                    batch_sizes.append(len(y))
+                    with torch.autocast(s.device.type, dtype=s.autocast or torch.float32, enabled=s.autocast is not None):
+                        if not compiled_checked:
+                            try:
+                                out = step_model(x)
+                            except Exception as e:  # compile failed at first use: fall back to eager
+                                step_model = model
+                                note = f"torch.compile failed ({type(e).__name__}); training without it"
+                                self.emit(ev.Notice(note, "warning"), {"event": "notice", "text": note})
+                                out = step_model(x)
+                            compiled_checked = True
+                        else:
+                            out = step_model(x)
+                        loss = criterion(out, y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    losses_dev[b] = loss.detach()
+                    epoch_images += len(y)
+                    if self.should_stop():
+                        stopped = True
+                        break
+                    now = time.perf_counter()
+                    if now - last_flush >= FLUSH_SECONDS:
+                        last_flush = now
+                        bad = flush(b + 1)
+                        if bad is not None:
+                            break
+                if bad is None:
+                    bad = flush(b + 1)
+            except torch.OutOfMemoryError:
+                seconds_this_process += time.perf_counter() - t0
+                status = "failed"
+                message = (f"CUDA ran out of memory at batch size {cfg.batch_size}; try --batch-size {max(cfg.batch_size // 2, 1)}")
+                break
+            epoch_seconds = time.perf_counter() - t0
+            seconds_this_process += epoch_seconds
+            images_this_process += epoch_images
+
+            if bad is not None:
+                status = "diverged"
+                message = (f"the loss became non-finite at epoch {epoch0 + 1}, batch {bad + 1}; "
+                           f"try a lower learning rate than {cfg.lr:g} (the last finite checkpoint is kept)")
+                break
+            if stopped:
+                status = "interrupted"
+                message = f"stopped at epoch {epoch0 + 1}, batch {b + 1}; resume with: resnet-tui --no-ui train --resume {self.run.path}"
+                if b + 1 < nb:  # mid-epoch: keep the position; the next run starts at the next batch
+                    self._save_resume(s, epoch0, b + 1, images, train_seconds + seconds_this_process, epoch_losses)
+                    break
+
+            train_loss = float(np.mean(epoch_losses)) if epoch_losses else float("nan")
+            eps = epoch_images / epoch_seconds if epoch_seconds > 0 else 0.0
+            self.emit(ev.EpochEnd(epoch0 + 1, train_loss, epoch_seconds, eps),
+                      {"event": "epoch", "epoch": epoch0 + 1, "train_loss": train_loss, "seconds": round(epoch_seconds, 3), "images_per_sec": round(eps, 2)})
+            ck = self.run.checkpoint_path(epoch0)
+            save_state_dict(model, ck)
+            self.emit(ev.CheckpointSaved(epoch0 + 1, str(ck)), {"event": "checkpoint", "epoch": epoch0 + 1, "path": str(ck.relative_to(self.run.path))})
+            self._save_resume(s, epoch0 + 1, 0, images, train_seconds + seconds_this_process, [])
+            epochs_done = epoch0 + 1
+            if self.metrics is not None:
+                self.metrics.sync()
+            if stopped:
+                break
+        ips = images_this_process / seconds_this_process if seconds_this_process > 0 else 0.0
+        total_seconds = train_seconds + seconds_this_process
+
+        if status == "finished":
+            result = evaluate_model(
+                model, s.test, s.classes, batch_size=EVAL_BATCH, autocast=s.autocast,
+                on_progress=lambda d, t: self.emit_ui(ev.EvalProgress(d, t)), should_stop=self.should_stop,
+            )
+            if result is None:
+                status, message = "interrupted", "stopped during the final evaluation; the trained checkpoints are kept"
+            else:
+                self.emit(ev.EvalEnd(cfg.epochs, result),
+                          {"event": "eval", "epoch": cfg.epochs, "accuracy": result.accuracy, "nll": result.nll, "n": result.n,
+                           "classes": result.classes, "confusion": result.confusion, "precision": result.precision,
+                           "recall": result.recall, "f1": result.f1})
+        end = ev.RunEnd(status, ips, total_seconds, message, epochs_done=epochs_done)
+        self.emit(end, {"event": "end", "status": status, "images_per_sec": round(ips, 2), "train_seconds": round(total_seconds, 3), "message": message})
+        return end
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
+          resume: bool = False, splits: tuple[Split, Split] | None = None) -> ev.RunEnd:
+    return Trainer(cfg, run_dir, emit, should_stop, resume, splits).run_training()
