@@ -172,8 +172,23 @@ class Trainer:
         self.metrics = MetricsWriter(self.run.metrics_path)
         try:
             return self._loop(s, start_epoch0, start_batch0, images_done, train_seconds, partial_losses)
+        except OSError as e:
+            # A full disk or a vanished run dir mid-write. Writes are atomic, so the last completed
+            # checkpoint and resume state are intact; say so instead of dying with a traceback.
+            message = (f"could not write to {self.run.path} ({e.strerror or e}); "
+                       f"the last completed checkpoint and resume state are intact; free space, then --resume {self.run.path}")
+            end = ev.RunEnd("failed", 0.0, 0.0, message)
+            try:
+                self.metrics.write("end", status="failed", images_per_sec=0.0, train_seconds=0.0, message=message)
+            except OSError:
+                pass
+            self.emit_ui(end)
+            return end
         finally:
-            self.metrics.close()
+            try:
+                self.metrics.close()
+            except OSError:
+                pass
 
     def _restore(self, s: Setup) -> tuple[int, int, int, float, list[float]]:
         path = self.run.resume_path
@@ -185,7 +200,8 @@ class Trainer:
             raise UserError(f"--resume: {str(path)!r} is not readable ({type(e).__name__}); the epoch checkpoints are still in {self.run.checkpoints}") from None
         load_into(s.model, state["model"], str(path), self.cfg.layers)
         s.optimizer.load_state_dict(state["optimizer"])
-        s.scheduler.load_state_dict(state["scheduler"])
+        # resume.pt leaves out lr_lambdas (plain functions are not saved); LambdaLR.load_state_dict requires the key
+        s.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(s.scheduler.lr_lambdas)})
         # the schedule's length follows the (possibly new) number of epochs
         s.scheduler.lr_lambdas[0] = lr_factor(self.cfg, s.steps_per_epoch)
         torch.set_rng_state(state["rng_cpu"])
