@@ -1,0 +1,130 @@
+"""Exports of a run directory as CSV: the per-batch and per-epoch metrics, and the confusion matrix.
+
+Engine code: the csv module only (no torch, no UI). Numbers are written with Python's shortest
+round-trip repr, so float(cell) gives back exactly the value in metrics.jsonl; a missing value is empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from resnet_tui.errors import UserError
+from resnet_tui.runs import METRICS_NAME, atomic_write_text, iter_metrics
+
+# One row per "batch", "epoch" and "eval" record of metrics.jsonl, in file order. Columns a kind lacks are empty.
+METRIC_COLUMNS = ("kind", "epoch", "batch", "loss", "images", "time", "lr", "train_loss", "seconds", "images_per_sec", "accuracy", "nll")
+_KIND_FIELDS = {
+    "batch": ("epoch", "batch", "loss", "images", "time", "lr"),
+    "epoch": ("epoch", "train_loss", "seconds", "images_per_sec"),
+    "eval": ("epoch", "accuracy", "nll"),
+}
+
+
+def metrics_path(run_dir: str | Path, what: str = "RUN_DIR") -> Path:
+    path = Path(run_dir) / METRICS_NAME
+    if not Path(run_dir).is_dir() or not path.exists():
+        raise UserError(f"{what}: got {str(run_dir)!r}, expected a run directory with {METRICS_NAME}")
+    return path
+
+
+def metric_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The batch, epoch and eval records of a run as flat rows with METRIC_COLUMNS keys (None where absent)."""
+    rows = []
+    for e in iter_metrics(metrics_path(run_dir)):
+        kind = e["event"]
+        if kind not in _KIND_FIELDS:
+            continue
+        row: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS)
+        row["kind"] = kind
+        for k in _KIND_FIELDS[kind]:
+            row[k] = e.get(k)
+        rows.append(row)
+    return rows
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)  # shortest round-trip form; nan and inf as Python spells them
+    return v
+
+
+def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow([_cell(v) for v in row])
+    return buf.getvalue()
+
+
+def write_text(dest: str | Path, text: str, what: str) -> None:
+    """Write `text` to a file (atomically) or, for "-", to standard output."""
+    if str(dest) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(dest).expanduser()
+    if path.is_dir():
+        raise UserError(f"{what}: got {str(dest)!r}, expected a file name, not a folder")
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise UserError(f"{what}: cannot write {str(dest)!r} ({e.strerror or e})") from None
+
+
+def metrics_csv(run_dir: str | Path) -> tuple[str, int]:
+    """The metrics CSV text and its number of data rows."""
+    rows = metric_rows(run_dir)
+    return to_csv(METRIC_COLUMNS, ([r[c] for c in METRIC_COLUMNS] for r in rows)), len(rows)
+
+
+def write_metrics_csv(run_dir: str | Path, dest: str | Path) -> int:
+    text, n = metrics_csv(run_dir)
+    write_text(dest, text, "--csv")
+    return n
+
+
+# ---------------------------------------------------------------- confusion matrix
+
+
+def confusion_csv(classes: Sequence[str], confusion: Sequence[Sequence[int]]) -> str:
+    """Rows: true class; columns: predicted class. The corner cell says so."""
+    if len(confusion) != len(classes) or any(len(row) != len(classes) for row in confusion):
+        raise ValueError("the confusion matrix must be square with one row and column per class")
+    return to_csv(["true\\predicted", *classes], ([c, *row] for c, row in zip(classes, confusion)))
+
+
+def last_eval(run_dir: str | Path) -> dict[str, Any]:
+    """The run's last "eval" record (the evaluation at the end of training)."""
+    found = None
+    for e in iter_metrics(metrics_path(run_dir)):
+        if e["event"] == "eval" and "confusion" in e and "classes" in e:
+            found = e
+    if found is None:
+        raise UserError(f"--confusion-csv: {str(run_dir)!r} has no evaluation in {METRICS_NAME} (training did not finish); "
+                        "evaluate a checkpoint with: resnet-tui --no-ui evaluate RUN_DIR --confusion-csv FILE")
+    return found
+
+
+def write_confusion_csv(classes: Sequence[str], confusion: Sequence[Sequence[int]], dest: str | Path) -> None:
+    write_text(dest, confusion_csv(classes, confusion), "--confusion-csv")
+
+
+def read_confusion_csv(path: str | Path) -> tuple[list[str], list[list[int]]]:
+    """The inverse of confusion_csv: (classes, matrix)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    classes = rows[0][1:]
+    return classes, [[int(v) for v in row[1:]] for row in rows[1:]]
+
+
+__all__ = [
+    "METRIC_COLUMNS", "metric_rows", "metrics_csv", "write_metrics_csv", "confusion_csv", "last_eval",
+    "write_confusion_csv", "read_confusion_csv",
+]
