@@ -51,7 +51,7 @@ def main_callback(
     State.no_ui = no_ui
     if ctx.invoked_subcommand is None:
         if no_ui:
-            fail("--no-ui needs a command: train, evaluate or info")
+            fail("--no-ui needs a command: train, evaluate, sweep, runs or info")
         _open_app(mode="idle")
 
 
@@ -200,9 +200,13 @@ def evaluate(
     layers: Optional[str] = typer.Option(None, "--layers", help="blocks per stage [default: read off the checkpoint]"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps"),
     as_json: bool = typer.Option(False, "--json", help='print one JSON object: {"accuracy", "nll", "n", "classes", "confusion"}'),
+    best: bool = typer.Option(False, "--best", help="CHECKPOINT is a run directory: evaluate its epoch checkpoint with the lowest loss (see --by)"),
+    by: Optional[str] = typer.Option(None, "--by", help="with --best: train_loss (the epochs' mean training loss, from metrics.jsonl) or eval_loss (evaluate every epoch checkpoint on the test split) [default: train_loss]", metavar="LOSS"),
+    confusion_csv: Optional[str] = typer.Option(None, "--confusion-csv", help="also write the confusion matrix as CSV (rows: true class; - for stdout)", metavar="FILE"),
 ) -> None:
     """Evaluate a checkpoint on the test split: NLL, accuracy, per-class precision/recall/F1, confusion matrix."""
-    source = _checkpoint_source(checkpoint, pretrained)
+    best_by = _best_by(best, by, checkpoint, pretrained)
+    source = _checkpoint_source(checkpoint, pretrained) if best_by is None else str(Path(str(checkpoint)).expanduser())
     try:
         data = parse_field("data", data)
         limit = parse_field("limit_eval", limit_eval)
@@ -211,7 +215,14 @@ def evaluate(
     except ConfigError as e:
         raise UserError(e.as_flag()) from None
     if not State.no_ui:
-        _open_app(mode="evaluate", checkpoint=source, config=TrainConfig(data=data, data_dir=data_dir, limit_eval=limit, device=dev))
+        app_config = TrainConfig(data=data, data_dir=data_dir, limit_eval=limit, device=dev)
+        if best_by is None:
+            _open_app(mode="evaluate", checkpoint=source, config=app_config)
+        else:  # train_loss: the chosen checkpoint; eval_loss: the run directory, for the app to choose in
+            from resnet_tui.runs import best_checkpoint as find_best
+
+            chosen = find_best(source, "train_loss") if best_by == "train_loss" else None
+            _open_app(mode="evaluate", checkpoint=str(chosen.path) if chosen else source, config=app_config, best_by=best_by)
         return
     from resnet_tui.data import load_split
     from resnet_tui.device import resolve_device
@@ -221,13 +232,61 @@ def evaluate(
     from resnet_tui.checkpoint import read_state_dict
 
     torch_device = resolve_device(dev)
-    read_state_dict(source)  # fail on a bad checkpoint before spending time on the data
+    chosen = None
+    if best_by is not None:
+        from resnet_tui.runs import best_candidates, best_checkpoint
+
+        best_candidates(source, best_by)  # a run without epoch records fails before the data is loaded
+        if best_by == "train_loss":
+            chosen = best_checkpoint(source, "train_loss")
+            assert chosen is not None
+            source = str(chosen.path)
+    if best_by != "eval_loss":
+        read_state_dict(source)  # fail on a bad checkpoint before spending time on the data
     test = load_split(data, "test", data_dir, limit)
     for note in test.notices:
         print(f"[WARNING] {note}", file=sys.stderr, flush=True)
-    result = evaluate_checkpoint(source, test, torch_device, layers=lay)
+    if best_by == "eval_loss":
+        chosen = best_checkpoint(source, "eval_loss", split=test, device=torch_device, layers=lay)
+        assert chosen is not None
+        source, result = str(chosen.path), chosen.result
+    else:
+        result = evaluate_checkpoint(source, test, torch_device, layers=lay)
     assert result is not None
-    print_eval(result, source, as_json=as_json)
+    extra = None
+    if chosen is not None:
+        print(chosen.reason(), file=sys.stderr if as_json else sys.stdout, flush=True)
+        if chosen.by == "eval_loss":
+            print("note: chosen by its loss on the same test images it is reported on, so these numbers are optimistic",
+                  file=sys.stderr if as_json else sys.stdout, flush=True)
+        extra = {"best": {"epoch": chosen.epoch, "checkpoint": str(chosen.path), "by": chosen.by, "value": chosen.value,
+                          "losses": {str(e): v for e, v in chosen.losses.items()}}}
+    print_eval(result, source, as_json=as_json, extra=extra)
+    if confusion_csv is not None:
+        from resnet_tui.export import write_confusion_csv
+
+        write_confusion_csv(result.classes, result.confusion, confusion_csv)
+        if confusion_csv != "-":
+            print(f"confusion matrix written to {confusion_csv}", file=sys.stderr, flush=True)
+
+
+def _best_by(best: bool, by: Optional[str], checkpoint: Optional[str], pretrained: bool) -> Optional[str]:
+    """The --best criterion, or None without --best. Errors: --by without --best, an unknown --by, no run directory."""
+    from resnet_tui.runs import BEST_BY
+
+    if by is not None and by.strip().lower().replace("-", "_") not in BEST_BY:
+        raise UserError(f"--by: got {by!r}, expected one of {', '.join(BEST_BY)}")
+    if not best:
+        if by is not None:
+            raise UserError(f"--by: got {by!r} without --best, expected it only with --best")
+        return None
+    if pretrained:
+        raise UserError("--best: got --pretrained, expected a run directory as CHECKPOINT (--best chooses among a run's epoch checkpoints)")
+    if not checkpoint:
+        raise UserError("--best: CHECKPOINT is missing, expected a run directory (--best chooses among its epoch checkpoints)")
+    if not Path(checkpoint).expanduser().is_dir():
+        raise UserError(f"--best: got {checkpoint!r} as CHECKPOINT, expected a run directory (--best chooses among its epoch checkpoints)")
+    return (by or "train_loss").strip().lower().replace("-", "_")
 
 
 def _checkpoint_source(checkpoint: Optional[str], pretrained: bool) -> str:
@@ -267,6 +326,172 @@ def info(
     from resnet_tui.report import print_info
 
     print_info(lay, skip, as_json)
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def with_sweep_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per config field that takes a list of values (booleans as on,off; layers separated by ';')."""
+    from resnet_tui.sweep import SINGLE_VALUED, separator
+
+    sig = inspect.signature(func)
+    params = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    for f in FIELDS:
+        sep = separator(f.name)
+        if f.name in SINGLE_VALUED:
+            hint, metavar = "one value", f.name.upper()
+        elif f.flag_bool:
+            hint, metavar = "on, off or on,off", "on,off"
+        elif f.name == "layers":
+            hint, metavar = "lists separated by ';', like \"2,2,2;8,8,8\"", "L;L"
+        else:
+            hint, metavar = f"values separated by {sep!r}", f"{f.name.upper()}{sep}..."
+        default = ("on" if getattr(TrainConfig(), f.name) else "off") if f.flag_bool else _default_text(f.name)
+        opt = typer.Option(None, "--" + f.name.replace("_", "-"), help=f"{f.help} ({hint})" + (f" [default: {default}]" if default else ""),
+                           show_default=False, metavar=metavar)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=Optional[str]))
+    func.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return func
+
+
+@app.command()
+@with_sweep_options
+def sweep(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file of config keys for every run; the flags override it", metavar="FILE"),
+    out: Optional[Path] = typer.Option(None, "--out", help="the sweep folder: one run directory per combination, and sweep.json [default: runs/sweep-<timestamp>]", metavar="SWEEP_DIR"),
+    **flags: Any,
+) -> None:
+    """Train every combination of the values given (a grid), e.g. --optimizer sgd,adam --lr 0.1,0.01; rank the runs by test accuracy.
+
+    Each run gets a directory in SWEEP_DIR named after its values (optimizer=adam,lr=0.01). With several CUDA GPUs
+    one run trains per GPU at a time; otherwise one after another. Starting the same sweep again keeps the finished runs.
+    """
+    from resnet_tui.config import FIELD_BY_NAME
+    from resnet_tui.sweep import default_sweep_dir, parse_axes, plan_sweep
+
+    order = [k for k in ctx.params if k in FIELD_BY_NAME]  # command-line order: the first flag varies slowest
+    values = parse_axes({k: flags[k] for k in order if flags.get(k) is not None})
+    file_values = read_toml(config) if config else {}
+    presets = values.get("preset", [file_values.get("preset", "lab")])
+    device_type = "cpu"
+    if any(p != "lab" for p in presets):  # the fast preset picks its batch size by device
+        from resnet_tui.device import resolve_device
+
+        device_type = resolve_device(values.get("device", [file_values.get("device", "auto")])[0]).type
+    plan = plan_sweep(out or default_sweep_dir(), values, file_values, device_type)
+    from resnet_tui.sweep import check_out_dir
+
+    check_out_dir(plan)
+    if not State.no_ui:
+        _open_app(mode="sweep", sweep_dir=plan.out, configs=[p.config for p in plan.points], plan=plan)
+        return
+    raise typer.Exit(run_headless_sweep(plan))
+
+
+def run_headless_sweep(plan: Any) -> int:
+    """Run a sweep with plain log lines, then print the ranked table. Signals stop the current run(s), which save."""
+    import signal
+
+    from resnet_tui import sweep as sw
+    from resnet_tui.headless import HeadlessPrinter, lab_time
+    from resnet_tui.report import print_sweep_table
+
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if received:
+            signal.signal(signum, signal.SIG_DFL)
+            raise KeyboardInterrupt
+        received.append(signum)
+        print(f"\n[LOG] {signal.Signals(signum).name} received: stopping the sweep after this batch and saving (again to abort)", file=sys.stderr, flush=True)
+
+    total = len(plan.points)
+    printers: dict[int, HeadlessPrinter] = {}
+
+    def on_event(e: Any) -> None:
+        if isinstance(e, sw.SweepStarted):
+            where = ", ".join(e.slots) + (" (one subprocess per device; each run logs to its train.log)" if e.processes else "")
+            print(f"[SWEEP {lab_time()}] {total} run(s) in {plan.out} on {where}", flush=True)
+            if e.skipped:
+                print(f"[SWEEP {lab_time()}] kept from an earlier start: {', '.join(plan.points[i].name for i in e.skipped)}", flush=True)
+        elif isinstance(e, sw.RunStarted):
+            print(f"[SWEEP {lab_time()}] run {e.index + 1}/{total}: {e.name} on {e.device}{' (resuming)' if e.resume else ''}", flush=True)
+            printers[e.index] = HeadlessPrinter()
+        elif isinstance(e, sw.RunEvent):
+            printers[e.index](e.event)
+        elif isinstance(e, sw.RunFinished):
+            r = e.result
+            printer = printers.pop(r.index, None)
+            if printer is not None:
+                printer.close()
+            acc = f", accuracy {r.accuracy:.2%}" if r.accuracy is not None else ""
+            print(f"[SWEEP {lab_time()}] run {r.index + 1}/{total} {r.name}: {r.status}{acc}" + (f" ({r.message})" if r.message and r.status != "finished" else ""), flush=True)
+
+    handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    try:
+        end = sw.run_sweep(plan, on_event, should_stop=lambda: bool(received))
+    finally:
+        for printer in printers.values():
+            printer.close()
+        for s, h in previous.items():
+            signal.signal(s, h)
+    print_sweep_table(end.results, plan.out)
+    print(f"runs and sweep.json in {plan.out}", flush=True)
+    if received:
+        return 128 + received[0]
+    if end.status != "finished":
+        return 130
+    return 0 if all(r.status == "finished" for r in end.results) else 1
+
+
+# ---------------------------------------------------------------- runs
+
+
+runs_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="List run directories and export their metrics (plain output, with or without --no-ui).")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="the folder of run directories (sweep folders in it are listed too)", metavar="DIR"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON list of the runs"),
+) -> None:
+    """List the run directories: start, status, epochs, optimizer, lr, last loss, test accuracy."""
+    from resnet_tui.report import print_runs
+    from resnet_tui.runs import list_runs
+
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise UserError(f"--runs-dir: got {str(runs_dir)!r}, expected a folder")
+    print_runs(list_runs(runs_dir, include_sweeps=True), runs_dir, as_json=as_json)
+
+
+@runs_app.command("export")
+def runs_export(
+    run_dir: Path = typer.Argument(..., help="a run directory", metavar="RUN_DIR"),
+    csv_file: Optional[str] = typer.Option(None, "--csv", help="write the per-batch, per-epoch and eval metrics as CSV (- for stdout)", metavar="FILE"),
+    confusion_csv: Optional[str] = typer.Option(None, "--confusion-csv", help="write the confusion matrix of the run's final evaluation as CSV (- for stdout)", metavar="FILE"),
+) -> None:
+    """Export a run's metrics.jsonl as CSV: columns kind,epoch,batch,loss,images,time,lr,train_loss,seconds,images_per_sec,accuracy,nll."""
+    from resnet_tui.export import last_eval, metrics_path, write_confusion_csv, write_metrics_csv
+
+    if csv_file is None and confusion_csv is None:
+        raise UserError("runs export: expected --csv FILE and/or --confusion-csv FILE")
+    if csv_file is not None and csv_file == confusion_csv:
+        raise UserError(f"--confusion-csv: got {confusion_csv!r}, the same file as --csv; expected another file")
+    metrics_path(run_dir)
+    if confusion_csv is not None:
+        ev = last_eval(run_dir)  # fails before anything is written
+    if csv_file is not None:
+        n = write_metrics_csv(run_dir, csv_file)
+        if csv_file != "-":
+            print(f"{n} rows written to {csv_file}", file=sys.stderr, flush=True)
+    if confusion_csv is not None:
+        write_confusion_csv(ev["classes"], ev["confusion"], confusion_csv)
+        if confusion_csv != "-":
+            print(f"confusion matrix (epoch {ev.get('epoch')}) written to {confusion_csv}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- app

@@ -49,9 +49,9 @@ def per_class_table(r: EvalResult) -> Table:
     return t
 
 
-def print_eval(r: EvalResult, source: str, as_json: bool = False) -> None:
+def print_eval(r: EvalResult, source: str, as_json: bool = False, extra: dict | None = None) -> None:
     if as_json:
-        print(json.dumps(r.to_json()))
+        print(json.dumps({**r.to_json(), **(extra or {})}))
         return
     con = _console()
     con.print(f"checkpoint: {source}")
@@ -107,4 +107,73 @@ def print_info(layers: tuple[int, int, int], skip: bool, as_json: bool) -> None:
     con = _console()
     con.print(info_tree(root))
     con.print(f"Total: {root.params:,} trainable parameters (layers {','.join(map(str, layers))}{', no skip' if not skip else ''})")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- runs list and sweeps
+
+
+def _wide_console() -> Console:
+    """In a terminal, its width; in a pipe or log file, wide enough that no table column is cut."""
+    con = _console()
+    return con if con.is_terminal else Console(highlight=False, soft_wrap=False, width=240)
+
+
+def _num(x: object, fmt: str) -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) and not isinstance(x, bool) and x == x else "-"
+
+
+def _finite_or_none(x: object) -> object:
+    return x if isinstance(x, (int, float)) and x == x and x not in (float("inf"), float("-inf")) else None
+
+
+def runs_json(summaries: list, root: object) -> list[dict]:
+    from pathlib import Path
+
+    out = []
+    for s in summaries:
+        try:
+            name = str(s.path.relative_to(Path(str(root))))
+        except ValueError:
+            name = s.path.name
+        out.append({"name": name, "path": str(s.path), "started": s.started, "status": s.status, "optimizer": s.optimizer,
+                    "lr": _finite_or_none(s.lr), "epochs": s.epochs, "epochs_done": s.epochs_done,
+                    "last_loss": _finite_or_none(s.last_loss), "accuracy": _finite_or_none(s.accuracy)})
+    return out
+
+
+def print_runs(summaries: list, root: object, as_json: bool = False) -> None:
+    """`runs list`: one row per run directory (runs.RunSummary)."""
+    rows = runs_json(summaries, root)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    con = _wide_console()
+    if not rows:
+        con.print(f"no runs in {root}")
+        return
+    t = Table(title=f"runs in {root}")
+    for name, justify in (("run", "left"), ("started", "left"), ("status", "left"), ("epochs", "right"),
+                          ("optimizer", "left"), ("lr", "right"), ("last loss", "right"), ("accuracy", "right")):
+        t.add_column(name, justify=justify, no_wrap=name == "run", overflow="fold")  # type: ignore[arg-type]
+    for r in rows:
+        t.add_row(r["name"], r["started"], r["status"], f"{r['epochs_done']}/{r['epochs'] if r['epochs'] is not None else '?'}",
+                  r["optimizer"] or "-", _num(r["lr"], "g"), _num(r["last_loss"], ".4f"),
+                  _num(r["accuracy"], ".2%"))
+    con.print(t)
+    sys.stdout.flush()
+
+
+def print_sweep_table(results: list, sweep_dir: object) -> None:
+    """The sweep's runs (sweep.SweepResult) ranked by test accuracy, best first."""
+    from resnet_tui.sweep import rank
+
+    con = _wide_console()
+    t = Table(title=f"sweep {sweep_dir}: ranked by test accuracy")
+    for name, justify in (("rank", "right"), ("run", "left"), ("status", "left"), ("epochs", "right"),
+                          ("train loss", "right"), ("eval loss", "right"), ("accuracy", "right")):
+        t.add_column(name, justify=justify, no_wrap=name == "run")  # type: ignore[arg-type]
+    for i, r in enumerate(rank(results), start=1):
+        t.add_row(str(i), r.name, r.status, str(r.epochs_done), _num(r.train_loss, ".4f"), _num(r.nll, ".4f"), _num(r.accuracy, ".2%"))
+    con.print(t)
     sys.stdout.flush()
