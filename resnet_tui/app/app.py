@@ -1,0 +1,333 @@
+"""The Textual app: five screens (switched with 1-5), training in a thread worker owned by the app so it
+survives screen switches, and watch mode for runs written by another process.
+
+Run it under `App.run_test()` to train headless inside the app (the benchmark does):
+
+    app = ResNetApp(mode="train", config=cfg, run_dir=path)
+    async with app.run_test(size=(120, 40)):
+        end = await app.wait_for_run_end(timeout=600)
+
+or simply `asyncio.run(train_in_app(cfg, path))`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import var
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from resnet_tui import events as ev
+from resnet_tui.config import TrainConfig
+from resnet_tui.errors import UserError
+from resnet_tui.app.messages import TrainingEvents, TrainingFinished
+from resnet_tui.app.relay import EventRelay
+from resnet_tui.app.screens.data import DataScreen
+from resnet_tui.app.screens.dialogs import ConfirmQuit, HelpScreen, binding_rows
+from resnet_tui.app.screens.evaluate import EvaluateScreen
+from resnet_tui.app.screens.model import ModelScreen
+from resnet_tui.app.screens.runs import RunsScreen
+from resnet_tui.app.screens.run_view import RunViewScreen
+from resnet_tui.app.screens.train import TrainScreen
+
+SCREEN_NAMES = {"train": "Train", "model": "Model", "data": "Data", "evaluate": "Evaluate", "runs": "Runs"}
+APP_MODES = ("idle", "train", "evaluate", "watch")
+
+
+class ResNetApp(App[Any]):
+    """mode: idle (the form), train (start `config` into `run_dir` at once), evaluate (evaluate `checkpoint`),
+    watch (follow the run in `run_dir`). `device_label` replaces device detection (tests, screenshots)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "resnet-tui"
+    SUB_TITLE = "ResNet on CIFAR-10"
+    SCREENS = {"train": TrainScreen, "model": ModelScreen, "data": DataScreen, "evaluate": EvaluateScreen, "runs": RunsScreen}
+    MODES = {name: name for name in SCREENS}  # one mode per screen: each keeps its state while another is shown
+    DEFAULT_MODE = "train"
+    HORIZONTAL_BREAKPOINTS = [(0, "-too-narrow"), (80, "-normal-width"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-too-short"), (24, "-normal-height"), (40, "-tall")]
+    BINDINGS = [
+        # The bar at the top names the five screens with their numbers, so the footer shows them as one item.
+        Binding("1", "switch_mode('train')", "Screens", key_display="1-5"),
+        Binding("2", "switch_mode('model')", "Model screen", show=False),
+        Binding("3", "switch_mode('data')", "Data screen", show=False),
+        Binding("4", "switch_mode('evaluate')", "Evaluate screen", show=False),
+        Binding("5", "switch_mode('runs')", "Runs screen", show=False),
+        Binding("s", "toggle_training", "Start/stop"),
+        Binding("question_mark", "help", "Keys"),
+        Binding("q", "quit", "Quit"),
+        Binding("escape", "leave_field", "Leave the field", show=False),
+    ]
+    EXTRA_KEYS = [  # keys that belong to widgets rather than to a BINDINGS list, for the help screen
+        ("tab, shift+tab", "next / previous field or control"),
+        ("escape", "leave a text field (so that 1-5, s and q work again); close a dialog; back from a run"),
+        ("enter", "open a select list, press a button, open a run, submit a path"),
+        ("up, down", "move in lists, the tree and the runs table"),
+        ("ctrl+p", "command palette: start/stop, evaluate, screens, theme"),
+        ("ctrl+q", "quit (asks first while training)"),
+    ]
+
+    training: var[bool] = var(False)
+
+    def __init__(self, mode: str = "idle", config: TrainConfig | None = None, run_dir: str | Path | None = None,
+                 resume: bool = False, checkpoint: str | None = None, runs_root: str | Path = "runs",
+                 device_label: str | None = None, exit_when_done: bool = False) -> None:
+        super().__init__()
+        if mode not in APP_MODES:
+            raise ValueError(f"mode: got {mode!r}, expected one of {', '.join(APP_MODES)}")
+        self.start_mode = mode
+        self.initial_config = config or TrainConfig()
+        self.form_config = self.initial_config  # the form's last valid config (Model, Data and Evaluate follow it)
+        self.form_errors: dict[str, str] = {}
+        self.initial_run_dir = Path(run_dir) if run_dir is not None else None
+        self.resume = resume
+        self.checkpoint = checkpoint
+        self.runs_root = Path(runs_root)
+        self.device_label = device_label
+        self.exit_when_done = exit_when_done
+        self.current_run_dir: Path | None = self.initial_run_dir if mode == "train" else None
+        self.run_end: ev.RunEnd | None = None
+        self.last_error = ""
+        self._run_done = asyncio.Event()
+        self._training_worker: Worker[Any] | None = None
+        self._quit_when_stopped = False
+        self._split_cache: dict[tuple[Any, ...], Any] = {}
+        self._split_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- start-up
+
+    def on_mount(self) -> None:
+        if self.start_mode == "train":
+            self.call_after_refresh(self.start_training, self.initial_config, self.initial_run_dir, self.resume)
+        elif self.start_mode == "evaluate":
+            self.call_after_refresh(self._open_evaluate, self.checkpoint)
+        elif self.start_mode == "watch":
+            assert self.initial_run_dir is not None, "watch mode needs run_dir"
+            self.call_after_refresh(self.watch_run, self.initial_run_dir)
+
+    async def _open_evaluate(self, checkpoint: str | None) -> None:
+        await self.switch_mode("evaluate")
+        screen = self.evaluate_screen
+        if checkpoint:
+            screen.action_evaluate(checkpoint)
+
+    async def watch_run(self, run_dir: Path) -> None:
+        await self.switch_mode("runs")
+        await self.push_screen(RunViewScreen(run_dir))
+
+    @property
+    def train_screen(self) -> TrainScreen:
+        return self.get_screen("train")  # type: ignore[return-value]
+
+    @property
+    def evaluate_screen(self) -> EvaluateScreen:
+        return self.get_screen("evaluate")  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------- training
+
+    def action_toggle_training(self) -> None:
+        if self.training:
+            self.stop_training()
+        else:
+            self.start_training()
+
+    def start_training(self, config: TrainConfig | None = None, run_dir: Path | None = None, resume: bool = False) -> bool:
+        """Start a run with `config` (default: the form's) into `run_dir` (default: runs/<timestamp>)."""
+        if self.training:
+            self.notify("A run is already training; s stops it.", severity="warning")
+            return False
+        screen = self.train_screen
+        if config is None:
+            errors = screen.form.errors
+            if errors:
+                self.notify("\n".join(errors.values()), title="Fix the invalid fields first", severity="error")
+                return False
+            config = screen.form.config
+            assert config is not None
+        else:
+            screen.form.load(config)
+        from resnet_tui.runs import default_run_dir
+
+        path = Path(run_dir) if run_dir is not None else default_run_dir(self.runs_root)
+        self.current_run_dir = path
+        self.run_end = None
+        self.last_error = ""
+        self._run_done.clear()
+        screen.monitor.reset()
+        self.training = True
+        self._training_worker = self._train(config, path, resume)
+        return True
+
+    def stop_training(self) -> None:
+        if self._training_worker is not None and self.training:
+            self._training_worker.cancel()  # should_stop() sees it after the current batch
+            self.notify("Stopping after this batch; a resumable state is being saved.", title="Training")
+
+    @work(thread=True, exit_on_error=False, name="training", group="training")
+    def _train(self, config: TrainConfig, run_dir: Path, resume: bool) -> ev.RunEnd | None:
+        # This thread only trains: events go to a buffer that is posted about 4 times a second.
+        worker = get_current_worker()
+        relay = EventRelay(lambda events: self.post_message(TrainingEvents(events)))
+        end: ev.RunEnd | None = None
+        error = ""
+        try:
+            from resnet_tui.train import Trainer
+
+            end = Trainer(config, run_dir, relay, should_stop=lambda: worker.is_cancelled, resume=resume).run_training()
+        except UserError as e:
+            error = str(e)
+        except Exception as e:  # out of memory outside the loop, unreadable files, bugs: report them, keep the app
+            error = f"training failed: {type(e).__name__}: {e}"
+        finally:
+            relay.flush()
+            self.post_message(TrainingFinished(end, error))
+        return end
+
+    def on_training_events(self, message: TrainingEvents) -> None:
+        self.train_screen.apply_events(message.events)
+        for e in message.events:
+            if isinstance(e, ev.Notice):
+                self.notify(e.text, title="Training", severity="warning" if e.level != "error" else "error")
+            elif isinstance(e, ev.RunEnd):
+                self._announce_end(e)
+
+    def _announce_end(self, end: ev.RunEnd) -> None:
+        if end.status == "finished":
+            acc = self.train_screen.monitor.progress.eval_result
+            extra = f"; accuracy {acc.accuracy:.2%}" if acc is not None else ""  # type: ignore[attr-defined]
+            self.notify(f"{end.images_per_sec:,.0f} images/s{extra}", title="Training finished")
+        elif end.status == "interrupted":
+            self.notify(end.message or "stopped", title="Training interrupted", severity="warning")
+        else:  # diverged, failed (out of memory)
+            self.report_error(end.message or end.status, title=f"Training {end.status}")
+
+    def on_training_finished(self, message: TrainingFinished) -> None:
+        self.training = False
+        self.run_end = message.end
+        if message.error:
+            self.report_error(message.error, title="Training could not run")
+        self._run_done.set()
+        if self._quit_when_stopped:
+            self.exit()
+        elif self.exit_when_done:
+            self.exit(message.end)
+
+    def watch_training(self, training: bool) -> None:
+        if self.is_mounted:
+            try:
+                self.train_screen.refresh_controls()
+            except Exception:
+                pass  # the screen is not composed yet
+
+    async def wait_for_run_end(self, timeout: float | None = None) -> ev.RunEnd | None:
+        """Wait until the current training thread has finished; its RunEnd (None if it raised)."""
+        await asyncio.wait_for(self._run_done.wait(), timeout)
+        return self.run_end
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Errors are caught inside the workers; this catches what slips through (a bug), so it is seen.
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.report_error(f"{type(event.worker.error).__name__}: {event.worker.error}", title=f"{event.worker.name} failed")
+
+    def report_error(self, message: str, title: str = "Error") -> None:
+        """A notification plus a line in the training log; the app stays usable."""
+        self.last_error = message
+        self.notify(message, title=title, severity="error", timeout=10)
+        try:
+            self.train_screen.monitor.write_log(f"[ERROR] {title}: {message}")
+        except Exception:
+            pass  # before the Train screen is composed
+
+    # ---------------------------------------------------------------- data shared by screens
+
+    def load_split_cached(self, data: str, split: str, data_dir: str | None, limit: int | None) -> Any:
+        """Load a split once per app (from a worker thread); the Data and Evaluate screens share it."""
+        from resnet_tui.data import load_split
+
+        key = (data, split, data_dir, limit)
+        with self._split_lock:
+            cached = self._split_cache.get(key)
+        if cached is not None:
+            return cached
+        loaded = load_split(data, split, data_dir, limit)
+        with self._split_lock:
+            self._split_cache[key] = loaded
+        return loaded
+
+    # ---------------------------------------------------------------- keys, quitting, commands
+
+    def action_leave_field(self) -> None:
+        if self.screen.focused is not None:
+            self.screen.set_focus(None)
+
+    async def action_quit(self) -> None:
+        if self.training:
+            self.push_screen(ConfirmQuit(), callback=self._quit_confirmed)
+        else:
+            self.exit()
+
+    def _quit_confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self._quit_when_stopped = True
+            self.stop_training()
+            if not self.training:
+                self.exit()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        sections = [("Everywhere", binding_rows(self.BINDINGS) + self.EXTRA_KEYS)]
+        for name, cls in (("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen)):
+            rows = binding_rows(cls.BINDINGS)
+            if rows:
+                sections.append((name, rows))
+        return sections
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        if self.training:
+            yield SystemCommand("Stop training", "Stop after this batch and save a resumable state", self.stop_training)
+        else:
+            yield SystemCommand("Start training", "Train with the form's hyperparameters", self.action_toggle_training)
+        yield SystemCommand("Evaluate checkpoint", "Evaluate the checkpoint chosen on the Evaluate screen",
+                            self._command_evaluate)
+        yield SystemCommand("Evaluate the lab's published checkpoint", "Download and evaluate the 200-epoch checkpoint",
+                            self._command_evaluate_pretrained)
+        for i, (mode, title) in enumerate(SCREEN_NAMES.items(), start=1):
+            yield SystemCommand(f"Screen: {title}", f"Switch to the {title} screen (key {i})",
+                                lambda mode=mode: self.switch_mode(mode))
+        yield SystemCommand("Keys", "Show every key", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    async def _command_evaluate(self) -> None:
+        await self.switch_mode("evaluate")
+        self.evaluate_screen.action_evaluate()
+
+    async def _command_evaluate_pretrained(self) -> None:
+        from resnet_tui.checkpoint import PRETRAINED_URL
+
+        await self.switch_mode("evaluate")
+        self.evaluate_screen.action_evaluate(PRETRAINED_URL)
+
+
+def run_app(mode: str = "idle", **kwargs: Any) -> Any:
+    """The CLI's entry point: `run_app(mode="idle"|"train"|"evaluate"|"watch", ...)`; see ResNetApp."""
+    return ResNetApp(mode=mode, **kwargs).run()
+
+
+async def train_in_app(config: TrainConfig, run_dir: str | Path, size: tuple[int, int] = (120, 40),
+                       timeout: float | None = None, **kwargs: Any) -> ev.RunEnd | None:
+    """Train inside the app, headless (for the throughput benchmark and tests). Returns the RunEnd."""
+    app = ResNetApp(mode="train", config=config, run_dir=run_dir, **kwargs)
+    async with app.run_test(size=size):
+        return await app.wait_for_run_end(timeout)

@@ -1,0 +1,24 @@
+"""Messages from the training thread to the app."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from resnet_tui import events as ev
+
+
+class TrainingEvents(Message):
+    """A batch of engine events, coalesced by the relay (about 4 a second)."""
+
+    def __init__(self, events: list[ev.Event]) -> None:
+        super().__init__()
+        self.events = events
+
+
+class TrainingFinished(Message):
+    """The training thread is done: `end` is the RunEnd, or None when it raised (`error` says why)."""
+
+    def __init__(self, end: ev.RunEnd | None, error: str = "") -> None:
+        super().__init__()
+        self.end = end
+        self.error = error

@@ -1,0 +1,74 @@
+"""Modal dialogs: confirm quitting while training, and the list of every key."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+from rich.table import Table
+from rich import box
+
+
+class ConfirmQuit(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y", "answer(True)", "Stop and quit"),
+        Binding("n,escape", "answer(False)", "Keep training"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Training is running.", classes="dialog-title")
+            yield Static("Quit now? The run stops after the current batch and saves a resumable state;\n"
+                         "the checkpoints of finished epochs are kept.")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Stop and quit (y)", id="yes", variant="error", compact=True)
+                yield Button("Keep training (n)", id="no", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    rows = []
+    for b in bindings:
+        if isinstance(b, tuple):
+            b = Binding(*b)
+        if not b.description:
+            continue
+        keys = ", ".join(k.strip() for k in b.key.split(","))
+        rows.append((keys.replace("question_mark", "?"), b.description))
+    return rows
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the app, by screen. Built from the BINDINGS themselves, so it cannot go stale."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close")]
+
+    def __init__(self, sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        super().__init__()
+        self.sections = sections
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="help"):
+            yield Label("Keys", classes="dialog-title")
+            with VerticalScroll(id="help-body"):
+                for title, rows in self.sections:
+                    t = Table(box=box.SIMPLE, show_header=False, pad_edge=False, title=title, title_justify="left",
+                              title_style="bold")
+                    t.add_column("key", style="bold cyan", no_wrap=True, min_width=14)
+                    t.add_column("what")
+                    for key, what in rows:
+                        t.add_row(key, what)
+                    yield Static(t)
+            yield Label("Esc, ? or q closes this list", classes="dialog-hint")

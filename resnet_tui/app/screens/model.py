@@ -1,0 +1,103 @@
+"""Screen 2, Model: the architecture as a tree, following the Train form's layers field."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.widgets import Static, Tree
+
+from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.report import shape_text
+
+if TYPE_CHECKING:
+    from resnet_tui.model import ModuleInfo
+    from resnet_tui.app.app import ResNetApp
+
+
+def node_label(m: "ModuleInfo") -> Text:
+    t = Text()
+    name = m.name.rsplit(".", 1)[-1] if m.name else "ResNet"
+    if m.kind == "ResidualBlock":
+        name = f"block {name}"
+    t.append(name, style="bold")
+    if m.kind not in ("ResidualBlock", "Sequential", "ResNet"):  # containers are named by what they are
+        t.append(f" {m.kind}", style="dim")
+    if m.detail:
+        t.append(f"({m.detail})", style="cyan")
+    t.append(f" → {shape_text(m.output_shape)}", style="green")
+    t.append(f"  {m.params:,} params", style="magenta" if m.params else "dim")
+    if m.has_skip:
+        t.append("  ⤷ skip", style="bold yellow")
+    if m.is_shortcut:
+        t.append("  shortcut: 3x3 conv + BN", style="bold yellow")
+    return t
+
+
+class ModelScreen(AppScreen):
+    NAV = "model"
+    AUTO_FOCUS = "#model-tree"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: tuple[tuple[int, ...], bool] | None = None  # (layers, skip) the tree shows
+        self.root_info: Any = None
+
+    @property
+    def resnet_app(self) -> "ResNetApp":
+        return cast("ResNetApp", self.app)
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="model-summary")
+        tree: Tree[Any] = Tree("ResNet", id="model-tree")
+        tree.show_root = True
+        yield tree
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        cfg = self.resnet_app.form_config
+        wanted = (tuple(cfg.layers), bool(cfg.skip))
+        if "layers" in self.resnet_app.form_errors:
+            self._summary(f"[b red]The form's layers field is invalid[/] ({self.resnet_app.form_errors['layers']}); "
+                          f"showing layers {','.join(map(str, wanted[0]))}")
+        if wanted != self.shown:
+            self.shown = wanted
+            if "layers" not in self.resnet_app.form_errors:
+                self._summary(f"Building layers {','.join(map(str, wanted[0]))}…")
+            self._describe(*wanted)
+
+    def _summary(self, markup: str) -> None:
+        self.query_one("#model-summary", Static).update(markup)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _describe(self, layers: tuple[int, int, int], skip: bool) -> None:
+        from resnet_tui.model import describe  # imports torch: kept off the UI thread
+
+        info = describe(layers, skip)
+        self.app.call_from_thread(self.show_tree, info, layers, skip)
+
+    def show_tree(self, info: "ModuleInfo", layers: tuple[int, ...], skip: bool) -> None:
+        self.root_info = info
+        tree = self.query_one(Tree)
+        tree.clear()
+        tree.root.set_label(node_label(info))
+        tree.root.data = info
+
+        def add(node: Any, m: "ModuleInfo") -> None:
+            for child in m.children:
+                if child.children:
+                    add(node.add(node_label(child), data=child, expand=True), child)
+                else:
+                    node.add_leaf(node_label(child), data=child)
+
+        add(tree.root, info)
+        tree.root.expand()
+        blocks = sum(layers)
+        self._summary(
+            f"[b]Total: {info.params:,} trainable parameters[/] · layers {','.join(map(str, layers))} "
+            f"({blocks} residual blocks{'' if skip else ', no skip connections'}) · input 3x32x32\n"
+            f"[b yellow]⤷ skip[/]: the block adds its input to its output · "
+            f"[b yellow]shortcut[/]: 3x3 conv + BN where the channels change"
+        )

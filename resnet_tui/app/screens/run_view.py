@@ -1,0 +1,93 @@
+"""A run read from its metrics.jsonl: curves, progress, log and evaluation. While the run has no "end"
+record it is followed: new complete lines are read every half second (watch mode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static, TabbedContent, TabPane
+
+from resnet_tui import events as ev
+from resnet_tui.runs import METRICS_NAME
+from resnet_tui.app.metrics_follow import MetricsFollower, event_from_record
+from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.app.widgets.confusion import EvalReport
+from resnet_tui.app.widgets.run_monitor import RunMonitor
+
+POLL_SECONDS = 0.5
+
+
+class RunViewScreen(AppScreen):
+    NAV = "runs"
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back to runs")]
+
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.follower = MetricsFollower(self.run_dir / METRICS_NAME)
+        self.ended: ev.RunEnd | None = None
+        self.eval_result: Any = None
+        self.records_read = 0
+        self._timer: Any = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="run-title")
+        with TabbedContent(initial="run-curves", id="run-tabs"):
+            with TabPane("Curves and log", id="run-curves"):
+                yield RunMonitor(idle_text="Waiting for the run to start…", id="watch-monitor")
+            with TabPane("Evaluation", id="run-evaluation"):
+                with VerticalScroll():
+                    yield Static("No evaluation yet: it is written when training finishes.", id="run-eval-none")
+                    yield EvalReport(id="run-eval-report")
+
+    def on_mount(self) -> None:
+        self.sub_title = f"run {self.run_dir.name}"
+        self.poll()
+        if self.ended is None:
+            self._timer = self.set_interval(POLL_SECONDS, self.poll)
+        self._render_title()
+
+    @property
+    def monitor(self) -> RunMonitor:
+        return self.query_one(RunMonitor)
+
+    def poll(self) -> None:
+        records = self.follower.read_new()
+        if not records:
+            return
+        self.records_read += len(records)
+        events = [e for e in (event_from_record(r, self.run_dir) for r in records) if e is not None]
+        self.monitor.apply(events)
+        for e in events:
+            if isinstance(e, ev.EvalEnd):
+                self.eval_result = e.result
+                self.query_one("#run-eval-none").display = False
+                self.query_one(EvalReport).show(e.result)
+            elif isinstance(e, ev.TrainStart):
+                self.ended = None  # a resumed run starts again
+            elif isinstance(e, ev.RunEnd):
+                self.ended = e
+        if self.ended is not None and self._timer is not None:
+            self._timer.stop()  # the writer is done: nothing more will come
+            self._timer = None
+        self._render_title()
+
+    def _render_title(self) -> None:
+        t = Text()
+        t.append("Run ", style="bold")
+        t.append(str(self.run_dir))
+        t.append("  ")
+        if self.ended is not None:
+            style = {"finished": "bold green", "interrupted": "bold yellow"}.get(self.ended.status, "bold red")
+            t.append(self.ended.status, style=style)
+        elif self.records_read:
+            t.append("● running: following metrics.jsonl", style="bold cyan")
+        else:
+            t.append("waiting for metrics.jsonl", style="dim")
+        t.append("   Esc: back", style="dim")
+        self.query_one("#run-title", Static).update(t)

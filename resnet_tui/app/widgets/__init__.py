@@ -1,0 +1,1 @@
+"""Widgets of the app: loss chart, half-block images, confusion matrix, config form, run monitor."""

@@ -1,0 +1,105 @@
+"""The live chart of every batch's training loss (NLL), with epoch boundaries marked.
+
+Drawing costs the UI thread time that training could use, so: points are bucketed down to at most
+MAX_POINTS (the mean of each bucket is the line; its minimum a second, dimmer line), and the chart
+redraws at most REDRAW_HZ times a second, only when there is new data and only while on screen.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+from textual_plotext import PlotextPlot
+
+MAX_POINTS = 300
+REDRAW_HZ = 10
+
+
+def bucket(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(x, mean, min) of at most `max_points` contiguous buckets; min is None when nothing was merged."""
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    n = len(y)
+    if n <= max_points:
+        return x, y, None
+    edges = np.linspace(0, n, max_points + 1).astype(np.int64)[:-1]
+    counts = np.diff(np.append(edges, n))
+    bx = np.add.reduceat(x, edges) / counts
+    mean = np.add.reduceat(y, edges) / counts
+    low = np.minimum.reduceat(y, edges)
+    return bx, mean, low
+
+
+class LossChart(PlotextPlot):
+    """Call `set_points` (or `add_points`) with the run's positions in epochs and losses; drawing is throttled."""
+
+    DEFAULT_CSS = """
+    LossChart { height: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, title: str = "train NLL per batch", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.chart_title = title
+        self._xs: list[float] = []
+        self._ys: list[float] = []
+        self._epochs = 0
+        self._last_draw = 0.0
+        self._pending = False
+        self.draws = 0  # how many times the plot was rebuilt (tests check the throttle with it)
+        self._replot()
+
+    @property
+    def point_count(self) -> int:
+        return len(self._ys)
+
+    def set_points(self, xs: Sequence[float], ys: Sequence[float], epochs: int) -> None:
+        """Replace the data (the lists are copied by reference-free slicing only when drawn)."""
+        self._xs, self._ys, self._epochs = list(xs), list(ys), epochs
+        self._schedule()
+
+    def add_points(self, xs: Sequence[float], ys: Sequence[float], epochs: int) -> None:
+        self._xs.extend(xs)
+        self._ys.extend(ys)
+        self._epochs = epochs
+        self._schedule()
+
+    def clear(self) -> None:
+        self._xs, self._ys, self._epochs = [], [], 0
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._pending:
+            return
+        wait = self._last_draw + 1 / REDRAW_HZ - time.monotonic()
+        self._pending = True
+        if wait <= 0 and self.is_mounted:
+            self.call_later(self._draw)
+        else:
+            self.set_timer(max(wait, 0.0), self._draw)
+
+    def _draw(self) -> None:
+        self._pending = False
+        self._last_draw = time.monotonic()
+        self._replot()
+        self.refresh()
+
+    def _replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(self.chart_title)
+        plt.xlabel("epoch")
+        self.draws += 1
+        if not self._ys:
+            return
+        x, mean, low = bucket(self._xs, self._ys)
+        if low is not None:
+            plt.plot(x.tolist(), low.tolist(), marker="braille", color="gray", label="min")
+        plt.plot(x.tolist(), mean.tolist(), marker="braille", color="cyan", label="mean" if low is not None else None)
+        last = float(x[-1])
+        for e in range(1, self._epochs):  # a boundary after each finished epoch (that the data reaches)
+            if e <= last:
+                plt.vline(e, "yellow")
+        plt.xlim(0, max(float(self._epochs), last) or 1.0)

@@ -1,0 +1,178 @@
+"""The live view of one training run: device and run dir, progress, the loss chart and the lab-style log.
+
+Fed with lists of engine events (from the training thread's relay, or read back from metrics.jsonl).
+Per call it does a fixed, small amount of UI work however many batches the list holds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Log, ProgressBar, Static
+
+from resnet_tui import events as ev
+from resnet_tui.headless import HeadlessPrinter, fmt_duration
+from resnet_tui.app.run_progress import RunProgress
+from resnet_tui.app.widgets.loss_chart import LossChart
+
+LOG_LINES = 1000
+
+
+class _LineSink:
+    """A file-like object collecting what HeadlessPrinter prints, so the log shows exactly the headless lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        parts = (self._partial + text).split("\n")
+        self._partial = parts.pop()
+        self.lines.extend(parts)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
+class RunMonitor(Vertical):
+    DEFAULT_CSS = """
+    RunMonitor { height: 1fr; }
+    RunMonitor > #run-header, RunMonitor > #progress-text, RunMonitor > #epoch-losses { height: auto; }
+    RunMonitor > ProgressBar { height: 1; }
+    RunMonitor > Log { height: 6; border-top: solid $primary 40%; }
+    """
+
+    def __init__(self, idle_text: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.progress = RunProgress()
+        self.idle_text = idle_text
+        self.device_text = ""
+        self._sink = _LineSink()
+        self._printer = HeadlessPrinter(out=self._sink, live=False)  # type: ignore[arg-type]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="run-header")
+        yield Static(self.idle_text, id="progress-text")
+        yield ProgressBar(total=1, show_eta=False, id="progress-bar")  # total=None would animate (and cost CPU)
+        yield Static("", id="epoch-losses")
+        yield LossChart(id="loss-chart")
+        yield Log(max_lines=LOG_LINES, id="run-log")
+
+    def on_mount(self) -> None:
+        self._render_header()
+
+    @property
+    def chart(self) -> LossChart:
+        return self.query_one(LossChart)
+
+    @property
+    def log_widget(self) -> Log:
+        return self.query_one(Log)
+
+    def set_device(self, text: str) -> None:
+        self.device_text = text
+        self._render_header()
+
+    def reset(self) -> None:
+        """Forget the previous run (a new one is starting)."""
+        self.progress = RunProgress()
+        self._sink = _LineSink()
+        self._printer = HeadlessPrinter(out=self._sink, live=False)  # type: ignore[arg-type]
+        self.chart.clear()
+        self.log_widget.clear()
+        self.query_one("#epoch-losses", Static).update("")
+        self.query_one(ProgressBar).update(total=1, progress=0)
+        self._render_header()
+
+    def write_log(self, line: str) -> None:
+        self.log_widget.write_line(line)
+
+    def apply(self, events: Sequence[ev.Event]) -> None:
+        """Fold a list of events into the view: one chart update, one log write, one progress update."""
+        p = self.progress
+        before = len(p.losses)
+        p.apply_all(events)
+        self._log(events)
+        if len(p.losses) > before:
+            self.chart.add_points(p.xs[before:], p.losses[before:], p.epochs)
+        elif any(isinstance(e, ev.TrainStart) for e in events):
+            self.chart.set_points(p.xs, p.losses, p.epochs)
+        self._render_progress()
+        if any(isinstance(e, (ev.TrainStart, ev.RunEnd)) for e in events):
+            self._render_header()
+
+    def _log(self, events: Sequence[ev.Event]) -> None:
+        # A watched run read from the start can hold tens of thousands of batches: only the last
+        # LOG_LINES batch lines could be shown, so only those are formatted.
+        batch_positions = [i for i, e in enumerate(events) if isinstance(e, ev.BatchEnd)]
+        skip_before = batch_positions[-LOG_LINES] if len(batch_positions) > LOG_LINES else -1
+        for i, e in enumerate(events):
+            if i < skip_before and isinstance(e, ev.BatchEnd):
+                continue
+            self._printer(e)
+        lines = self._sink.take()
+        if lines:
+            self.log_widget.write_lines(lines)
+
+    def _render_header(self) -> None:
+        p = self.progress
+        text = Text()
+        device = p.start.device if p.start is not None else self.device_text
+        if device:
+            text.append("Device ", style="bold")
+            text.append(device)
+        if p.start is not None:
+            c = p.start.config
+            text.append("   Run ", style="bold")
+            text.append(p.start.run_dir)
+            text.append(f"\nlayers {','.join(map(str, c.get('layers', [])))} · {p.start.param_count:,} params · "
+                        f"{p.start.n_train:,} train / {p.start.n_test:,} test images · {c.get('optimizer', '?')} lr {c.get('lr', 0):g}")
+        self.query_one("#run-header", Static).update(text)
+
+    def _render_progress(self) -> None:
+        p = self.progress
+        bar = self.query_one(ProgressBar)
+        if p.total_batches:
+            bar.update(total=p.total_batches, progress=p.batches_done)
+        text = Text()
+        if p.start is not None:
+            text.append(f"Epoch {max(p.epoch, 1)}/{p.epochs}", style="bold")
+            text.append(f" · batch {p.batch}/{p.batches_per_epoch}")
+            text.append(f" · {p.images_per_sec:,.0f} img/s")
+            if p.end is None:
+                eta = p.eta_seconds
+                text.append(f" · ETA {fmt_duration(eta) if math.isfinite(eta) else '?'}")
+            if p.eval_total and p.eval_result is None and p.end is None:
+                text.append(f"\nEvaluating: {p.eval_done:,}/{p.eval_total:,} test images")
+            if p.eval_result is not None:
+                r: Any = p.eval_result
+                text.append("\nEval ", style="bold")
+                text.append(f"NLL {r.nll:.4f} · accuracy ")
+                text.append(f"{r.accuracy:.2%}", style="bold green")
+                text.append(f" ({r.n:,} images)")
+            if p.end is not None:
+                style = {"finished": "bold green", "interrupted": "bold yellow"}.get(p.end.status, "bold red")
+                text.append("\n")
+                text.append(p.end.status.upper(), style=style)
+                text.append(f" · {p.end.images_per_sec:,.1f} img/s over {fmt_duration(p.end.train_seconds)}")
+                if p.end.message:
+                    text.append(f"\n{p.end.message}")
+        else:
+            text.append(self.idle_text)
+        self.query_one("#progress-text", Static).update(text)
+        if p.epoch_losses:
+            losses = Text("Epoch loss ", style="bold")
+            losses.append("  ".join(f"{e}: {v:.4f}" for e, v in sorted(p.epoch_losses.items())[-8:]))
+            self.query_one("#epoch-losses", Static).update(losses)
