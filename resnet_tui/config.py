@@ -147,7 +147,8 @@ def _layers(v: Any) -> tuple[int, int, int]:
     return tuple(v)  # type: ignore[return-value]
 
 
-_layers.allowed = "three integers >= 1 separated by commas, like 2,2,2"  # type: ignore[attr-defined]
+# parse_field reports `allowed`, not the ValueError's text, so it names the upper bound too
+_layers.allowed = "three integers from 1 to 64 separated by commas, like 2,2,2"  # type: ignore[attr-defined]
 
 
 def _device(v: Any) -> str:
@@ -310,7 +311,7 @@ def parse_field(name: str, value: Any, source: str = "") -> Any:
     f = FIELD_BY_NAME[name]
     try:
         return f.parse(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a TOML integer too large for a float (lr = 1e400 written out)
         raise ConfigError(name, value, f.allowed, source) from None
 
 

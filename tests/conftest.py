@@ -77,3 +77,15 @@ def tiny_run(cifar_dir, tmp_path_factory):
     expected = {"epochs": 2, "batch_size": 16, "lr": 0.01, "seed": 7, "momentum": 0.9, "optimizer": "sgd",
                 "layers": [1, 1, 1], "limit_train": 96, "limit_eval": 40, "batches_per_epoch": 6}
     return run_dir, proc, expected
+
+
+@pytest.fixture
+def tiny():
+    """tiny_flags(cifar_dir, ...) as a fixture, for test modules (they do not import conftest)."""
+    return tiny_flags
+
+
+@pytest.fixture
+def metrics_of():
+    """read_metrics_strict(path) as a fixture."""
+    return read_metrics_strict
