@@ -440,6 +440,8 @@ def run_headless_sweep(plan: Any) -> int:
             signal.signal(s, h)
     print_sweep_table(end.results, plan.out)
     print(f"runs and sweep.json in {plan.out}", flush=True)
+    if end.status != "finished":
+        print("to continue: run the same sweep command again (finished runs are kept; an interrupted run resumes)", flush=True)
     if received:
         return 128 + received[0]
     if end.status != "finished":

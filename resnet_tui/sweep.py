@@ -231,23 +231,28 @@ def run_scheduled(
     pending: deque[J] = deque(jobs)
     running: dict[str, tuple[J, Handle]] = {}
     stopping = False
-    while running or (pending and not stopping):
-        if not stopping and should_stop():
-            stopping = True
-            for _, handle in running.values():
-                handle.stop()
-        if not stopping:
-            for slot in slots:
-                if slot not in running and pending:
-                    job = pending.popleft()
-                    running[slot] = (job, start(job, slot))
-        for slot, (job, handle) in list(running.items()):
-            code = handle.poll()
-            if code is not None:
-                del running[slot]
-                on_done(job, slot, code)
-        if running:
-            sleep(poll_seconds)
+    try:
+        while running or (pending and not stopping):
+            if not stopping and should_stop():
+                stopping = True
+                for _, handle in running.values():
+                    handle.stop()
+            if not stopping:
+                for slot in slots:
+                    if slot not in running and pending:
+                        job = pending.popleft()
+                        running[slot] = (job, start(job, slot))
+            for slot, (job, handle) in list(running.items()):
+                code = handle.poll()
+                if code is not None:
+                    del running[slot]
+                    on_done(job, slot, code)
+            if running:
+                sleep(poll_seconds)
+    except BaseException:  # an abort (a second Ctrl+C) or a bug here: leave no job running behind
+        for _, handle in running.values():
+            getattr(handle, "kill", handle.stop)()
+        raise
     return list(pending)
 
 
@@ -278,6 +283,13 @@ class ProcessHandle:
             self.proc.send_signal(signal.SIGTERM)
         else:  # pragma: no cover
             self.proc.terminate()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
 
 
 def train_command(run_dir: Path, device: str, resume: bool) -> list[str]:
@@ -470,6 +482,12 @@ def run_sweep(
     slots = list(slots)
     if processes is None:
         processes = len(slots) > 1
+    folders = {p.config.data for p in plan.points if p.config.data not in ("auto", "cifar10", "sample")}
+    if folders:  # a missing image folder fails now, not after the runs before it
+        from resnet_tui.data import check_image_folder
+
+        for folder in sorted(folders):
+            check_image_folder(folder)
     plan.out.mkdir(parents=True, exist_ok=True)
 
     results = [read_result(p) for p in plan.points]
@@ -488,6 +506,30 @@ def run_sweep(
         write_sweep_json(plan, results, "running", slots)
         on_event(RunFinished(r))
 
+    try:
+        interrupted = _run_points(plan, todo, slots, processes, results, on_event, should_stop, finish, poll_seconds)
+    except BaseException:  # an abort or an error: sweep.json says so, then it goes on up
+        write_sweep_json(plan, results, "failed", slots)
+        raise
+    status = "interrupted" if interrupted and any(r.status not in DONE_STATUSES for r in results) else "finished"
+    write_sweep_json(plan, results, status, slots)
+    end = SweepFinished(results, status)
+    on_event(end)
+    return end
+
+
+def _run_points(
+    plan: SweepPlan,
+    todo: list[SweepPoint],
+    slots: list[str],
+    processes: bool,
+    results: list[SweepResult],
+    on_event: Callable[[SweepEvent], None],
+    should_stop: Callable[[], bool],
+    finish: Callable[[SweepPoint, str, str], None],
+    poll_seconds: float,
+) -> bool:
+    """Train the points; True when stopped before all were done."""
     if processes:
         def start(point: SweepPoint, slot: str) -> Handle:
             resume = _prepare_run_dir(point)
@@ -502,15 +544,8 @@ def run_sweep(
             finish(point, slot, "" if code in (0, 1, 129, 130, 143) else f"exit code {code}; see {point.run_dir / LOG_NAME}: {_last_line(point.run_dir / LOG_NAME)}")
 
         not_started = run_scheduled(todo, slots, start, done, should_stop, poll_seconds)
-        interrupted = bool(not_started) or should_stop()
-    else:
-        interrupted = _run_in_process(plan, todo, slots[0], results, on_event, should_stop, finish, slots)
-
-    status = "interrupted" if interrupted and any(r.status not in DONE_STATUSES for r in results) else "finished"
-    write_sweep_json(plan, results, status, slots)
-    end = SweepFinished(results, status)
-    on_event(end)
-    return end
+        return bool(not_started) or should_stop()
+    return _run_in_process(plan, todo, slots[0], results, on_event, should_stop, finish, slots)
 
 
 def _run_in_process(

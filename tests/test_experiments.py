@@ -123,6 +123,7 @@ def test_sweep_grid_run_dirs_sweep_json_and_ranked_table(cifar_dir: Path, tmp_pa
         (["--layers", "2,2,2;8,8"], "--layers", "'8,8'"),
         (["--lr", "0.1,,0.2"], "--lr", "'0.1,,0.2'"),
         (["--device", "cpu,cuda"], "--device", "'cpu,cuda'"),
+        (["--data", "sample,/nonexistent/cifar"], "--data", "'/nonexistent/cifar'"),
     ],
 )
 def test_sweep_bad_value_is_one_line_exit_2_before_anything_runs(
@@ -228,6 +229,31 @@ def test_scheduler_stop_signals_running_jobs_once_and_starts_no_more() -> None:
     assert [j.name for j in left] == ["j2", "j3", "j4"]
     assert [j.stops for j in jobs] == [1, 1, 0, 0, 0]
     assert busy == {}
+
+
+def test_scheduler_abort_kills_running_jobs() -> None:
+    """A second Ctrl+C (KeyboardInterrupt) while jobs run: they are killed, not left behind, and the abort goes on."""
+    killed: list[str] = []
+
+    class Job:
+        def __init__(self, name: str):
+            self.name = name
+
+        def poll(self) -> None:
+            return None
+
+        def stop(self) -> None:
+            raise AssertionError("abort kills; it does not ask to save")
+
+        def kill(self) -> None:
+            killed.append(self.name)
+
+    def sleep(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sw.run_scheduled([Job("a"), Job("b"), Job("c")], ["cuda:0", "cuda:1"], lambda j, s: j, lambda j, s, c: None, sleep=sleep)
+    assert sorted(killed) == ["a", "b"]
 
 
 def test_sweep_on_several_gpus_launches_one_subprocess_per_gpu(cifar_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
