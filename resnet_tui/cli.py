@@ -218,11 +218,14 @@ def evaluate(
         app_config = TrainConfig(data=data, data_dir=data_dir, limit_eval=limit, device=dev)
         if best_by is None:
             _open_app(mode="evaluate", checkpoint=source, config=app_config)
-        else:  # train_loss: the chosen checkpoint; eval_loss: the run directory, for the app to choose in
+        elif best_by == "train_loss":  # chosen from metrics.jsonl here, without torch; the app evaluates it
             from resnet_tui.runs import best_checkpoint as find_best
 
-            chosen = find_best(source, "train_loss") if best_by == "train_loss" else None
-            _open_app(mode="evaluate", checkpoint=str(chosen.path) if chosen else source, config=app_config, best_by=best_by)
+            chosen = find_best(source, "train_loss")
+            assert chosen is not None
+            _open_app(mode="evaluate", checkpoint=str(chosen.path), config=app_config)
+        else:
+            raise UserError("--by: got 'eval_loss', which the app's Evaluate screen cannot choose by yet; add --no-ui to choose and evaluate headless")
         return
     from resnet_tui.data import load_split
     from resnet_tui.device import resolve_device
@@ -385,9 +388,20 @@ def sweep(
 
     check_out_dir(plan)
     if not State.no_ui:
+        if not _app_has_mode("sweep"):
+            raise UserError("sweep: the app cannot show a sweep yet; add --no-ui to run it headless (plain log lines and the ranked table)")
         _open_app(mode="sweep", sweep_dir=plan.out, configs=[p.config for p in plan.points], plan=plan)
         return
     raise typer.Exit(run_headless_sweep(plan))
+
+
+def _app_has_mode(mode: str) -> bool:
+    """Whether the app lists `mode` in its APP_MODES (an app without the list is trusted to have it)."""
+    try:
+        from resnet_tui.app import app as app_module
+    except ImportError:
+        return True  # _open_app reports a missing app
+    return mode in getattr(app_module, "APP_MODES", (mode,))
 
 
 def run_headless_sweep(plan: Any) -> int:

@@ -151,9 +151,18 @@ def test_sweep_bad_value_through_the_entry_point(tmp_path: Path) -> None:
         assert "Usage: resnet-tui" in p.stdout
 
 
+def test_sweep_and_export_are_engine_modules() -> None:
+    """No UI library, and no torch until runs are trained: planning a sweep stays fast for the form and --help."""
+    code = ("import sys, resnet_tui.sweep, resnet_tui.export; "
+            "bad = [m for m in ('textual', 'rich', 'torch') if m in sys.modules]; assert not bad, bad")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+
+
 def test_sweep_without_no_ui_hands_the_plan_to_the_app(cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[dict] = []
     monkeypatch.setattr(cli, "_open_app", lambda **kw: opened.append(kw))
+    monkeypatch.setattr(cli, "_app_has_mode", lambda mode: mode == "sweep")
     out = tmp_path / "sw"
     code, _, err = run_cli(capsys, "sweep", "--optimizer", "sgd,adam", "--lr", "0.1,0.01,0.001", *tiny(cifar_dir), "--out", str(out))
     assert code == 0, err
@@ -162,6 +171,13 @@ def test_sweep_without_no_ui_hands_the_plan_to_the_app(cifar_dir: Path, tmp_path
     assert [(c.optimizer, c.lr) for c in kw["configs"]] == [(o, lr) for o in ("sgd", "adam") for lr in (0.1, 0.01, 0.001)]
     assert [p.run_dir for p in kw["plan"].points] == [out / f"optimizer={o},lr={lr:g}" for o in ("sgd", "adam") for lr in (0.1, 0.01, 0.001)]
     assert not out.exists()  # nothing ran: the app runs the sweep
+
+
+def test_sweep_without_no_ui_and_an_app_without_a_sweep_view(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "_open_app", lambda **kw: pytest.fail("the app was opened"))
+    monkeypatch.setattr(cli, "_app_has_mode", lambda mode: False)
+    code, out, err = run_cli(capsys, "sweep", "--lr", "0.1,0.01", "--out", str(tmp_path / "sw"))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: sweep:") and "--no-ui" in err
 
 
 def test_plan_slots_one_run_per_gpu() -> None:
@@ -459,6 +475,17 @@ def test_best_by_eval_loss_evaluates_every_epoch(known_run: Path, cifar_dir: Pat
     assert d["n"] == 30 and d["best"]["by"] == "eval_loss"  # --limit-eval applies to the choice and the report
     assert math.isclose(d["nll"], min(d["best"]["losses"].values()), rel_tol=1e-12)
     assert d["best"]["losses"][str(d["best"]["epoch"])] == d["nll"]
+
+
+def test_best_without_no_ui_opens_the_app_on_the_chosen_checkpoint(known_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[dict] = []
+    monkeypatch.setattr(cli, "_open_app", lambda **kw: opened.append(kw))
+    code, _, err = run_cli(capsys, "evaluate", str(known_run), "--best")
+    assert code == 0, err
+    (kw,) = opened
+    assert kw["mode"] == "evaluate" and Path(kw["checkpoint"]) == known_run / "checkpoints" / "cifar10_model_epoch_1.pth"
+    code, _, err = run_cli(capsys, "evaluate", str(known_run), "--best", "--by", "eval_loss")
+    assert code == 2 and err.count("\n") == 1 and "--no-ui" in err and len(opened) == 1
 
 
 @pytest.mark.parametrize("case", ["pth", "no-epochs", "by", "by-without-best", "missing", "pretrained"])
