@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
-from resnet_tui.config import FIELD_BY_NAME, FIELDS, ConfigError, TrainConfig, build_config, parse_field
+from resnet_tui.config import FIELD_BY_NAME, ConfigError, TrainConfig, build_config, parse_field
 from resnet_tui.errors import UserError
 from resnet_tui.runs import CONFIG_NAME, METRICS_NAME, SWEEP_NAME, RunDir, atomic_write_text, iter_metrics, summarize
 

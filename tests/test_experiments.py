@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 
 from resnet_tui import cli
 from resnet_tui.config import TrainConfig, tomllib
-from resnet_tui.data import load_data, load_split
+from resnet_tui.data import load_split
 from resnet_tui.evaluate import evaluate_checkpoint
 from resnet_tui.model import ResNet
 from resnet_tui.runs import RunDir, best_checkpoint, iter_metrics, summarize
