@@ -30,6 +30,9 @@ from resnet_tui.model import ResNet, param_count
 from resnet_tui.runs import MetricsWriter, RunDir, atomic_write, atomic_write_text
 
 FLUSH_SECONDS = 0.25  # how often per-batch losses are read back from the device
+# A finite loss above this has diverged too: an NLL of 1e6 means the logits are a million apart (--lr 1e6 gets ~1e11,
+# never NaN, because BatchNorm keeps the activations finite). Healthy runs, even spiky ones, stay orders of magnitude below.
+DIVERGED_LOSS = 1e6
 RESUME_VERSION = 1
 
 Emit = Callable[[ev.Event], None]
@@ -270,7 +273,7 @@ class Trainer:
                     bi = flushed + i
                     images += batch_sizes[bi - first_b]
                     finite = math.isfinite(loss)
-                    if not finite and bad is None:
+                    if (not finite or loss > DIVERGED_LOSS) and bad is None:
                         bad = bi
                     lr = cfg.lr * sched.lr_lambdas[0](epoch0 * nb + bi)
                     records.append({"event": "batch", "epoch": epoch0 + 1, "batch": bi + 1, "loss": loss if finite else None,
@@ -330,7 +333,9 @@ class Trainer:
 
             if bad is not None:
                 status = "diverged"
-                message = (f"the loss became non-finite at epoch {epoch0 + 1}, batch {bad + 1}; "
+                bad_loss = float(losses_dev[bad])
+                what = "became non-finite" if not math.isfinite(bad_loss) else f"exploded to {bad_loss:.3g}"
+                message = (f"the loss {what} at epoch {epoch0 + 1}, batch {bad + 1}; "
                            f"try a lower learning rate than {cfg.lr:g} (the last finite checkpoint is kept)")
                 break
             if stopped:
@@ -340,6 +345,12 @@ class Trainer:
                     self._save_resume(s, epoch0, b + 1, images, train_seconds + seconds_this_process, epoch_losses)
                     break
 
+            # a finite last loss can still leave NaN/inf weights (a non-finite update): never save those as a checkpoint
+            if not bool(torch.stack([torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()]).all()):
+                status = "diverged"
+                message = (f"the weights became non-finite during epoch {epoch0 + 1}; "
+                           f"try a lower learning rate than {cfg.lr:g} (the last finite checkpoint is kept)")
+                break
             train_loss = float(np.mean(epoch_losses)) if epoch_losses else float("nan")
             eps = epoch_images / epoch_seconds if epoch_seconds > 0 else 0.0
             self.emit(ev.EpochEnd(epoch0 + 1, train_loss, epoch_seconds, eps),
