@@ -22,6 +22,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import var
 from textual.screen import Screen
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from resnet_tui import events as ev
@@ -55,7 +56,7 @@ class ResNetApp(App[Any]):
     VERTICAL_BREAKPOINTS = [(0, "-too-short"), (24, "-normal-height"), (40, "-tall")]
     BINDINGS = [
         # The bar at the top names the five screens with their numbers, so the footer shows them as one item.
-        Binding("1", "switch_mode('train')", "Screens", key_display="1-5"),
+        Binding("1", "switch_mode('train')", "Screens", key_display="1-5", tooltip="Train screen"),
         Binding("2", "switch_mode('model')", "Model screen", show=False),
         Binding("3", "switch_mode('data')", "Data screen", show=False),
         Binding("4", "switch_mode('evaluate')", "Evaluate screen", show=False),
@@ -63,11 +64,11 @@ class ResNetApp(App[Any]):
         Binding("s", "toggle_training", "Start/stop"),
         Binding("question_mark", "help", "Keys"),
         Binding("q", "quit", "Quit"),
-        Binding("escape", "leave_field", "Leave the field", show=False),
+        Binding("escape", "leave_field", "Leave field",
+                tooltip="leave a text field, so that 1-5, s and q work again (also closes dialogs, and goes back from a run)"),
     ]
     EXTRA_KEYS = [  # keys that belong to widgets rather than to a BINDINGS list, for the help screen
         ("tab, shift+tab", "next / previous field or control"),
-        ("escape", "leave a text field (so that 1-5, s and q work again); close a dialog; back from a run"),
         ("enter", "open a select list, press a button, open a run, submit a path"),
         ("up, down", "move in lists, the tree and the runs table"),
         ("ctrl+p", "command palette: start/stop, evaluate, screens, theme"),
@@ -78,7 +79,7 @@ class ResNetApp(App[Any]):
 
     def __init__(self, mode: str = "idle", config: TrainConfig | None = None, run_dir: str | Path | None = None,
                  resume: bool = False, checkpoint: str | None = None, runs_root: str | Path = "runs",
-                 device_label: str | None = None, exit_when_done: bool = False) -> None:
+                 device_label: str | None = None, exit_when_done: bool = False, best_by: str | None = None) -> None:
         super().__init__()
         if mode not in APP_MODES:
             raise ValueError(f"mode: got {mode!r}, expected one of {', '.join(APP_MODES)}")
@@ -89,6 +90,7 @@ class ResNetApp(App[Any]):
         self.initial_run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = resume
         self.checkpoint = checkpoint
+        self.best_by = best_by  # evaluate mode: with "eval_loss", `checkpoint` is a run directory to choose in
         self.runs_root = Path(runs_root)
         self.device_label = device_label
         self.exit_when_done = exit_when_done
@@ -107,16 +109,21 @@ class ResNetApp(App[Any]):
         if self.start_mode == "train":
             self.call_after_refresh(self.start_training, self.initial_config, self.initial_run_dir, self.resume)
         elif self.start_mode == "evaluate":
-            self.call_after_refresh(self._open_evaluate, self.checkpoint)
+            self.call_after_refresh(self._open_evaluate, self.checkpoint, self.best_by)
         elif self.start_mode == "watch":
             assert self.initial_run_dir is not None, "watch mode needs run_dir"
             self.call_after_refresh(self.watch_run, self.initial_run_dir)
 
-    async def _open_evaluate(self, checkpoint: str | None) -> None:
+    async def _open_evaluate(self, checkpoint: str | None, best_by: str | None = None) -> None:
         await self.switch_mode("evaluate")
-        screen = self.evaluate_screen
         if checkpoint:
-            screen.action_evaluate(checkpoint)
+            path = Path(checkpoint).expanduser()
+            if path.is_dir():  # its epoch checkpoints become the choices
+                self.current_run_dir = path
+            elif path.parent.name == "checkpoints" and (path.parent.parent / "metrics.jsonl").exists():
+                self.current_run_dir = path.parent.parent
+            self.evaluate_screen.refresh_options()
+            self.evaluate_screen.action_evaluate(checkpoint, best_by)
 
     async def watch_run(self, run_dir: Path) -> None:
         await self.switch_mode("runs")
@@ -262,6 +269,11 @@ class ResNetApp(App[Any]):
         return loaded
 
     # ---------------------------------------------------------------- keys, quitting, commands
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_field":  # only offered (and shown in the footer) while a text field has the keys
+            return isinstance(self.screen.focused, Input)
+        return True
 
     def action_leave_field(self) -> None:
         if self.screen.focused is not None:

@@ -46,7 +46,8 @@ def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
         if not b.description:
             continue
         keys = ", ".join(k.strip() for k in b.key.split(","))
-        rows.append((keys.replace("question_mark", "?"), b.description))
+        keys = keys.replace("question_mark", "?").replace("left", "←").replace("right", "→")
+        rows.append((keys, b.tooltip or b.description))  # the tooltip is the longer wording, where there is one
     return rows
 
 

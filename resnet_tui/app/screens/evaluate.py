@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,7 +15,6 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from resnet_tui.checkpoint import PRETRAINED_URL
 from resnet_tui.config import TrainConfig
 from resnet_tui.runs import RunDir
 from resnet_tui.app.screens.base import AppScreen
@@ -32,6 +32,8 @@ def checkpoint_options(run_dir: Path | None) -> list[tuple[str, str]]:
     if run_dir is not None:
         for epoch0, path in reversed(RunDir(run_dir).list_checkpoints()):
             options.append((f"{run_dir.name}: epoch {epoch0 + 1} ({path.name})", str(path)))
+    from resnet_tui.checkpoint import PRETRAINED_URL  # imports torch: only when the screen is first shown
+
     options.append((PRETRAINED_LABEL, PRETRAINED_URL))
     return options
 
@@ -50,9 +52,9 @@ class EvaluateScreen(AppScreen):
             self.done, self.total = done, total
 
     class Finished(Message):
-        def __init__(self, source: str, result: Any, split: Any, error: str = "") -> None:
+        def __init__(self, source: str, result: Any, split: Any, error: str = "", note: str = "") -> None:
             super().__init__()
-            self.source, self.result, self.split, self.error = source, result, split, error
+            self.source, self.result, self.split, self.error, self.note = source, result, split, error, note
 
     def __init__(self) -> None:
         super().__init__()
@@ -110,8 +112,11 @@ class EvaluateScreen(AppScreen):
         if event.button.id == "evaluate-button":
             self.action_evaluate()
 
-    def action_evaluate(self, source: str | None = None) -> None:
-        """Evaluate `source` (default: the Path or URL field) with the form's data, subset and device."""
+    def action_evaluate(self, source: str | None = None, best_by: str | None = None) -> None:
+        """Evaluate `source` (default: the Path or URL field) with the form's data, subset and device.
+
+        A run directory means its last epoch checkpoint, or with best_by="eval_loss" the epoch checkpoint
+        with the lowest loss on the test split (as `resnet-tui evaluate --best --by eval_loss`)."""
         if source is not None:
             self.query_one("#checkpoint-input", Input).value = source
         source = self.query_one("#checkpoint-input", Input).value.strip()
@@ -126,37 +131,52 @@ class EvaluateScreen(AppScreen):
         self.source = source
         self.query_one("#eval-progress", ProgressBar).update(total=1, progress=0)
         self._status(f"Evaluating {source} on the test split of {cfg.data}…")
-        self._evaluate(source, cfg)
+        self._evaluate(source, cfg, best_by)
 
     def action_cancel(self) -> None:
         for worker in self.workers:
             if worker.group == "evaluate":
                 worker.cancel()
 
-    def _status(self, markup: str) -> None:
+    def _status(self, markup: str | Text) -> None:
         self.query_one("#eval-status", Static).update(markup)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
-    def _evaluate(self, source: str, cfg: TrainConfig) -> None:
+    def _evaluate(self, source: str, cfg: TrainConfig, best_by: str | None = None) -> None:
         from resnet_tui.checkpoint import read_state_dict
         from resnet_tui.device import resolve_device
         from resnet_tui.errors import UserError
         from resnet_tui.evaluate import evaluate_checkpoint
 
         worker = get_current_worker()
+        progress = lambda done, total: self.post_message(self.Progress(done, total))  # noqa: E731
+        note = ""
         try:
             device = resolve_device(cfg.device)
-            read_state_dict(source)  # a bad checkpoint fails before any time is spent on the data
-            split = self.resnet_app.load_split_cached(cfg.data, "test", cfg.data_dir, cfg.limit_eval)
-            result = evaluate_checkpoint(source, split, device,
-                                         on_progress=lambda done, total: self.post_message(self.Progress(done, total)),
-                                         should_stop=lambda: worker.is_cancelled)
+            run_dir = Path(source).expanduser()
+            if run_dir.is_dir() and best_by == "eval_loss":
+                from resnet_tui.runs import best_checkpoint
+
+                split = self.resnet_app.load_split_cached(cfg.data, "test", cfg.data_dir, cfg.limit_eval)
+                best = best_checkpoint(run_dir, "eval_loss", split, device, on_progress=progress, should_stop=lambda: worker.is_cancelled)
+                result = best.result if best is not None else None
+                if best is not None:
+                    source, note = str(best.path), best.reason()
+            else:
+                if run_dir.is_dir():  # a run directory: its last epoch checkpoint, as on the command line
+                    found = RunDir(run_dir).list_checkpoints()
+                    if not found:
+                        raise UserError(f"checkpoint: got {source!r}, a folder without checkpoints/cifar10_model_epoch_N.pth")
+                    source = str(found[-1][1])
+                read_state_dict(source)  # a bad checkpoint fails before any time is spent on the data
+                split = self.resnet_app.load_split_cached(cfg.data, "test", cfg.data_dir, cfg.limit_eval)
+                result = evaluate_checkpoint(source, split, device, on_progress=progress, should_stop=lambda: worker.is_cancelled)
         except UserError as e:
             self.post_message(self.Finished(source, None, None, str(e)))
         except Exception as e:  # unreadable files and the like: report, keep the app usable
             self.post_message(self.Finished(source, None, None, f"evaluation failed: {type(e).__name__}: {e}"))
         else:
-            self.post_message(self.Finished(source, result, split, "" if result is not None else "evaluation cancelled"))
+            self.post_message(self.Finished(source, result, split, "" if result is not None else "evaluation cancelled", note))
 
     def on_evaluate_screen_progress(self, message: Progress) -> None:
         self.query_one("#eval-progress", ProgressBar).update(total=message.total, progress=message.done)
@@ -167,15 +187,15 @@ class EvaluateScreen(AppScreen):
             self._status(f"[b red]{message.error}[/]")
             self.resnet_app.report_error(message.error)
             return
-        await self.show_result(message.result, message.split, message.source)
+        await self.show_result(message.result, message.split, message.source, message.note)
         self.notify(f"accuracy {message.result.accuracy:.2%} on {message.result.n:,} test images", title="Evaluation")
 
-    async def show_result(self, result: Any, split: Any, source: str) -> None:
+    async def show_result(self, result: Any, split: Any, source: str, note: str = "") -> None:
         """Show an EvalResult; `split` (the evaluated test split, in order) gives the sample images."""
         self.result = result
         bar = self.query_one("#eval-progress", ProgressBar)
         bar.update(total=max(result.n, 1), progress=result.n)
-        self._status(f"Evaluated [b]{source}[/]")
+        self._status(Text.assemble("Evaluated ", (source, "bold"), f" ({note})" if note else ""))
         self.query_one(EvalReport).show(result)
         grid = self.query_one(PredictionGrid)
         if split is not None and result.predictions:

@@ -10,7 +10,6 @@ from textual.app import ComposeResult
 from textual.widgets import Static, Tree
 
 from resnet_tui.app.screens.base import AppScreen
-from resnet_tui.report import shape_text
 
 if TYPE_CHECKING:
     from resnet_tui.model import ModuleInfo
@@ -18,6 +17,8 @@ if TYPE_CHECKING:
 
 
 def node_label(m: "ModuleInfo") -> Text:
+    from resnet_tui.report import shape_text  # report imports torch; the app starts without it
+
     t = Text()
     name = m.name.rsplit(".", 1)[-1] if m.name else "ResNet"
     if m.kind == "ResidualBlock":

@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from rich import box
-from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
 from textual.widgets import Label, Static
 
-from resnet_tui.report import cell_style
 from resnet_tui.app.widgets.pixels import PixelImage
 
 
 def confusion_renderable(result: Any) -> Table:
     """Rows are the true class, columns the predicted one; colour by the cell's share of its row (report.cell_style)."""
+    from resnet_tui.report import cell_style  # report imports torch; the app starts without it
+
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), show_edge=False,
               title="confusion (rows: true, columns: predicted)", title_justify="left")
     t.add_column("true", style="bold", no_wrap=True)

@@ -1,0 +1,70 @@
+"""Fixtures of the app tests: tiny real configs on the shared CIFAR-10 folder, a trained checkpoint,
+a fixed runs folder, and helpers to wait on the app without sleeping blindly."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from resnet_tui.config import TrainConfig
+
+from app_helpers import batch_records, eval_record, start_record, write_run
+
+FIXED_LOG_TIME = "20261128-10:00:00"
+
+
+@pytest.fixture
+def tiny_config(cifar_dir: Path) -> TrainConfig:
+    """Two epochs of two batches: 64 training images, 50 test images, the smallest network."""
+    return TrainConfig(data=str(cifar_dir), epochs=2, batch_size=32, layers=(1, 1, 1), limit_train=64, limit_eval=50, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def trained_run(cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run directory with one epoch checkpoint, made by the engine's Trainer (no app)."""
+    from resnet_tui.train import Trainer
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    cfg = TrainConfig(data=str(cifar_dir), epochs=1, batch_size=32, layers=(1, 1, 1), limit_train=64, limit_eval=50, device="cpu")
+    end = Trainer(cfg, run_dir, lambda e: None).run_training()
+    assert end.status == "finished"
+    return run_dir
+
+
+@pytest.fixture
+def fixed_log_time(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The lab-style log lines carry the wall-clock time; snapshots need it fixed."""
+    import resnet_tui.headless
+
+    monkeypatch.setattr(resnet_tui.headless, "lab_time", lambda: FIXED_LOG_TIME)
+    return FIXED_LOG_TIME
+
+
+@pytest.fixture
+def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A runs folder with a finished, an interrupted, a diverged and a running run (fixed content; shown as ./runs)."""
+    root = tmp_path / "runs"
+    lab = TrainConfig(epochs=2, batch_size=128)
+    write_run(root / "20261128-100000", [start_record(lab, 4, "2026-11-28 10:00:00"), *batch_records(1, 4, 128),
+                                         {"event": "epoch", "epoch": 1, "train_loss": 2.275, "seconds": 2.0, "images_per_sec": 256.0},
+                                         *batch_records(2, 4, 128, 2.2, first_image=512, first_time=2.0),
+                                         {"event": "epoch", "epoch": 2, "train_loss": 2.175, "seconds": 2.0, "images_per_sec": 256.0},
+                                         eval_record(2, 0.5),
+                                         {"event": "end", "status": "finished", "images_per_sec": 256.0, "train_seconds": 4.0, "message": ""}], lab)
+    adam = TrainConfig(epochs=3, batch_size=128, optimizer="adam", lr=0.01)
+    write_run(root / "20261128-110000", [start_record(adam, 4, "2026-11-28 11:00:00"), *batch_records(1, 2, 128),
+                                         {"event": "end", "status": "interrupted", "images_per_sec": 250.0, "train_seconds": 1.0,
+                                          "message": "stopped at epoch 1, batch 2"}], adam)
+    hot = TrainConfig(epochs=1, batch_size=128, lr=5.0)
+    write_run(root / "20261128-120000", [start_record(hot, 4, "2026-11-28 12:00:00"), *batch_records(1, 2, 128),
+                                         {"event": "batch", "epoch": 1, "batch": 3, "loss": None, "images": 384, "time": 1.5, "lr": 5.0},
+                                         {"event": "end", "status": "diverged", "images_per_sec": 250.0, "train_seconds": 1.5,
+                                          "message": "the loss became non-finite at epoch 1, batch 3"}], hot)
+    running = write_run(root / "20261128-130000", [start_record(lab, 4, "2026-11-28 13:00:00"), *batch_records(1, 3, 128)], lab)
+    now = time.time()
+    os.utime(running / "metrics.jsonl", (now, now))
+    monkeypatch.chdir(tmp_path)
+    return Path("runs")

@@ -1,0 +1,104 @@
+"""Watch mode (following a metrics.jsonl another process writes) and the Runs screen."""
+
+from __future__ import annotations
+
+import json
+
+from textual.widgets import DataTable
+
+from resnet_tui.app.app import ResNetApp
+from resnet_tui.app.screens.run_view import RunViewScreen
+from resnet_tui.app.screens.runs import RunsScreen
+from resnet_tui.app.widgets.confusion import EvalReport
+from resnet_tui.config import TrainConfig
+
+from app_helpers import batch_records, eval_record, screen_text, shown_text, start_record, wait_for, write_run
+
+
+def append(path, records, tail: str = "") -> None:
+    with open(path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records) + tail)
+
+
+async def test_watch_mode_follows_a_metrics_file_as_it_grows(tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    run_dir = write_run(tmp_path / "run", [start_record(cfg, 4), *batch_records(1, 2, 32)], cfg)
+    metrics = run_dir / "metrics.jsonl"
+    app = ResNetApp(mode="watch", run_dir=run_dir, runs_root=tmp_path, device_label="CPU")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunViewScreen), 10, "the run viewer")
+        view = app.screen
+        monitor = view.monitor
+        await wait_for(pilot, lambda: monitor.progress.batches_done == 2, 5, "the first two batches")
+        assert "● running: following metrics.jsonl" in shown_text(view.query_one("#run-title"))
+        assert monitor.chart.point_count == 2
+
+        # the writer appends the rest of epoch 1 and half a line of epoch 2
+        rest = batch_records(1, 4, 32)[2:]
+        half = json.dumps(batch_records(2, 1, 32, first_image=128, first_time=2.0)[0])
+        append(metrics, rest + [{"event": "epoch", "epoch": 1, "train_loss": 2.275, "seconds": 2.0, "images_per_sec": 64.0}],
+               tail=half[:20])
+        await wait_for(pilot, lambda: monitor.progress.batches_done == 4, 5, "epoch 1 to finish")
+        assert monitor.progress.epoch_losses == {1: 2.275}
+        await pilot.pause(0.6)  # more than one poll: the torn line must not be read
+        assert monitor.progress.batches_done == 4 and monitor.chart.point_count == 4
+
+        # the line is completed; the run finishes with an evaluation
+        with open(metrics, "a") as f:
+            f.write(half[20:] + "\n")
+        append(metrics, batch_records(2, 4, 32, 2.2, first_image=128, first_time=2.0)[1:]
+               + [{"event": "epoch", "epoch": 2, "train_loss": 2.175, "seconds": 2.0, "images_per_sec": 64.0},
+                  {"event": "checkpoint", "epoch": 2, "path": "checkpoints/cifar10_model_epoch_1.pth"},
+                  eval_record(2, 0.5),
+                  {"event": "end", "status": "finished", "images_per_sec": 64.0, "train_seconds": 4.0, "message": ""}])
+        await wait_for(pilot, lambda: view.ended is not None, 5, "the end record")
+        assert monitor.progress.batches_done == 8 and monitor.chart.point_count == 8
+        assert "finished" in shown_text(view.query_one("#run-title"))
+        progress = shown_text(monitor.query_one("#progress-text"))
+        assert "Epoch 2/2 · batch 4/4" in progress and "FINISHED" in progress and "accuracy 50.00%" in progress
+        assert any("epoch: 2, batch: 4 train-loss: 2.1600" in line for line in monitor.log_widget.lines)
+        assert view._timer is None  # nothing more to follow
+        # its evaluation, on the second tab
+        assert view.eval_result is not None and view.eval_result.accuracy == 0.5
+        report = view.query_one(EvalReport)
+        await pilot.press("right")  # the tabs have the focus: move to "Evaluation"
+        await wait_for(pilot, lambda: "accuracy 50.00%" in screen_text(app), 5, "the evaluation tab")
+        assert "confusion (rows: true, columns: predicted)" in screen_text(app)
+        assert report.query_one("#eval-summary").content is not None
+
+
+async def test_the_runs_screen_lists_runs_and_opening_a_running_one_watches_it(runs_root):
+    app = ResNetApp(runs_root=runs_root, config=TrainConfig(data="sample"), device_label="CPU")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "the Runs screen")
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 4, 5, "four runs")
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        # newest first: date, optimizer, lr, epochs, last loss, accuracy, status
+        assert rows[0] == ["2026-11-28 13:00", "sgd", "0.001", "0/2", "2.2700", "-", "● running"]
+        assert rows[1] == ["2026-11-28 12:00", "sgd", "5", "0/1", "-", "-", "diverged"]
+        assert rows[2] == ["2026-11-28 11:00", "adam", "0.01", "0/3", "2.2800", "-", "interrupted"]
+        assert rows[3] == ["2026-11-28 10:00", "sgd", "0.001", "2/2", "2.1600", "50.00%", "finished"]
+        assert "4 runs in runs · 1 running" in shown_text(screen.query_one("#runs-info"))
+
+        # open the running one: it is followed, and sees new lines
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunViewScreen), 5, "the run viewer")
+        view = app.screen
+        assert view.run_dir.name == "20261128-130000"
+        await wait_for(pilot, lambda: view.monitor.progress.batches_done == 3, 5, "its batches")
+        append(runs_root / "20261128-130000" / "metrics.jsonl", batch_records(1, 4, 128)[3:])
+        await wait_for(pilot, lambda: view.monitor.progress.batches_done == 4, 5, "the new batch")
+        assert view._timer is not None
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "the list again")
+
+        # a finished run shows its curves and evaluation, and is not polled
+        await pilot.press("down", "down", "down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunViewScreen), 5, "the finished run")
+        view = app.screen
+        assert view.run_dir.name == "20261128-100000"
+        assert view.ended is not None and view.ended.status == "finished" and view._timer is None
+        assert view.monitor.chart.point_count == 8 and view.eval_result.accuracy == 0.5
