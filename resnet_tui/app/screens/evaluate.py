@@ -76,9 +76,8 @@ class EvaluateScreen(AppScreen):
                 yield Label("Path or URL", classes="eval-label")
                 yield Input(placeholder="a .pth file or an http(s) URL; Enter evaluates", compact=True, id="checkpoint-input")
                 yield Button("Evaluate (e)", id="evaluate-button", variant="primary", compact=True)
-            with Horizontal(classes="eval-row"):
-                yield ProgressBar(total=1, show_eta=False, id="eval-progress")
-                yield Static("", id="eval-status")
+            yield ProgressBar(total=1, show_eta=False, id="eval-progress")
+            yield Static("", id="eval-status")
         with VerticalScroll(id="eval-results"):
             yield EvalReport(id="eval-report")
             yield Label("", id="predictions-title")

@@ -36,7 +36,7 @@ class TrainScreen(AppScreen):
                 yield Button("▶ Start training (s)", id="start", variant="success", compact=True)
                 yield ConfigForm(self.resnet_app.initial_config, id="config-form")
                 yield Static("", id="form-status")
-            yield RunMonitor(idle_text=IDLE_TEXT, id="train-monitor")
+            yield RunMonitor(idle_text=IDLE_TEXT, stop_hint="s stops", id="train-monitor")
 
     def on_mount(self) -> None:
         self.query_one("#form-panel").border_title = "Hyperparameters"
@@ -76,6 +76,7 @@ class TrainScreen(AppScreen):
             button.variant = "success"
             button.disabled = bool(errors)
         self.form.disabled = app.training  # edits could not reach the running trainer
+        self.set_class(app.training, "-training")  # below 120 columns the form then makes room for the log
         status = self.query_one("#form-status", Static)
         if errors:
             status.update(f"[b red]{len(errors)} invalid field{'s' if len(errors) > 1 else ''}[/]: training cannot start")

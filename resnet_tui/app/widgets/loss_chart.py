@@ -7,6 +7,7 @@ redraws at most REDRAW_HZ times a second, only when there is new data and only w
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Sequence
 
@@ -39,7 +40,7 @@ class LossChart(PlotextPlot):
     LossChart { height: 1fr; min-height: 6; }
     """
 
-    def __init__(self, title: str = "train NLL per batch", **kwargs) -> None:
+    def __init__(self, title: str = "epoch · train NLL per batch", **kwargs) -> None:
         super().__init__(**kwargs)
         self.chart_title = title
         self._xs: list[float] = []
@@ -89,8 +90,7 @@ class LossChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.chart_title)
-        plt.xlabel("epoch")
+        plt.xlabel(self.chart_title)  # a title row would cost the plot a row at 80x24
         self.draws += 1
         if not self._ys:
             return
@@ -102,4 +102,7 @@ class LossChart(PlotextPlot):
         for e in range(1, self._epochs):  # a boundary after each finished epoch (that the data reaches)
             if e <= last:
                 plt.vline(e, "yellow")
-        plt.xlim(0, max(float(self._epochs), last) or 1.0)
+        right = max(float(self._epochs), last) or 1.0
+        plt.xlim(0, right)
+        step = max(1, math.ceil(right / 8))  # whole epochs, at most about 8 ticks
+        plt.xticks(list(range(0, math.ceil(right) + 1, step)))

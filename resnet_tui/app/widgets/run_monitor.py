@@ -51,11 +51,12 @@ class RunMonitor(Vertical):
     RunMonitor { height: 1fr; }
     RunMonitor > #run-header, RunMonitor > #progress-text, RunMonitor > #epoch-losses { height: auto; }
     RunMonitor > ProgressBar { height: 1; }
-    RunMonitor > Log { height: 6; border-top: solid $primary 40%; }
+    RunMonitor > Log { height: 5; border-top: solid $primary 40%; }
     """
 
-    def __init__(self, idle_text: str = "", **kwargs: Any) -> None:
+    def __init__(self, idle_text: str = "", stop_hint: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.stop_hint = stop_hint
         self.progress = RunProgress()
         self.idle_text = idle_text
         self.device_text = ""
@@ -135,10 +136,10 @@ class RunMonitor(Vertical):
             text.append(device)
         if p.start is not None:
             c = p.start.config
-            text.append("   Run ", style="bold")
+            text.append(f" · layers {','.join(map(str, c.get('layers', [])))} · {p.start.param_count:,} params")
+            text.append("\nRun ", style="bold")
             text.append(p.start.run_dir)
-            text.append(f"\nlayers {','.join(map(str, c.get('layers', [])))} · {p.start.param_count:,} params · "
-                        f"{p.start.n_train:,} train / {p.start.n_test:,} test images · {c.get('optimizer', '?')} lr {c.get('lr', 0):g}")
+            text.append(f" · {p.start.n_train:,}/{p.start.n_test:,} images · {c.get('optimizer', '?')} lr {c.get('lr', 0):g}")
         self.query_one("#run-header", Static).update(text)
 
     def _render_progress(self) -> None:
@@ -150,10 +151,12 @@ class RunMonitor(Vertical):
         if p.start is not None:
             text.append(f"Epoch {max(p.epoch, 1)}/{p.epochs}", style="bold")
             text.append(f" · batch {p.batch}/{p.batches_per_epoch}")
-            text.append(f" · {p.images_per_sec:,.0f} img/s")
+            text.append(f"\n{p.images_per_sec:,.0f} img/s")
             if p.end is None:
                 eta = p.eta_seconds
                 text.append(f" · ETA {fmt_duration(eta) if math.isfinite(eta) else '?'}")
+                if self.stop_hint:
+                    text.append(f"   {self.stop_hint}", style="dim")
             if p.eval_total and p.eval_result is None and p.end is None:
                 text.append(f"\nEvaluating: {p.eval_done:,}/{p.eval_total:,} test images")
             if p.eval_result is not None:
