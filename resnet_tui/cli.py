@@ -331,6 +331,21 @@ def info(
     print_info(lay, skip, as_json)
 
 
+# ---------------------------------------------------------------- watch
+
+
+@app.command()
+def watch(run_dir: Path = typer.Argument(..., help="a run directory that another process is training into", metavar="RUN_DIR")) -> None:
+    """Follow a run another process is writing (e.g. under nohup or Slurm) through its metrics.jsonl: chart, progress, log, evaluation."""
+    from resnet_tui.runs import METRICS_NAME
+
+    if not (run_dir / METRICS_NAME).is_file():
+        raise UserError(f"RUN_DIR: got {str(run_dir)!r}, expected a run directory with {METRICS_NAME}")
+    if State.no_ui:
+        fail(f"watch follows a run in the app; without it, read {run_dir / METRICS_NAME}")
+    _open_app(mode="watch", run_dir=run_dir)
+
+
 # ---------------------------------------------------------------- sweep
 
 

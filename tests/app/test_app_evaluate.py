@@ -63,11 +63,13 @@ async def test_choosing_a_checkpoint_of_the_current_run_and_evaluating_with_e(tr
         await pilot.press("4")
         await wait_for(pilot, lambda: isinstance(app.screen, EvaluateScreen), 10, "the Evaluate screen")
         screen = app.screen
-        await pilot.press("enter")  # open the checkpoint list (focused), choose the first: the run's epoch 1
-        await pilot.pause()
-        await pilot.press("down", "enter")
         path = str(trained_run / "checkpoints" / "cifar10_model_epoch_0.pth")
-        await wait_for(pilot, lambda: screen.query_one("#checkpoint-input", Input).value == path, 5, "the path to be filled in")
+        field = screen.query_one("#checkpoint-input", Input)
+        assert field.value == path  # the run's newest checkpoint is chosen already
+        await pilot.press("enter", "down", "enter")  # the list (focused): the lab's published checkpoint
+        await wait_for(pilot, lambda: field.value.startswith("https://"), 5, "the URL to be filled in")
+        await pilot.press("enter", "up", "enter")  # back to the run's epoch 1
+        await wait_for(pilot, lambda: field.value == path, 5, "the path to be filled in")
         await pilot.press("e")
         await wait_for(pilot, lambda: screen.result is not None, 60, "the evaluation")
         assert screen.result.n == 50

@@ -97,6 +97,8 @@ class EvaluateScreen(AppScreen):
         select.set_options(options)
         if current is not Select.NULL and any(v == current for _, v in options):
             select.value = current
+        elif len(options) > 1 and not self.query_one("#checkpoint-input", Input).value:
+            select.value = options[0][1]  # the current run's newest checkpoint: e evaluates it at once
 
     @on(Select.Changed, "#checkpoint-choice")
     def _choice_changed(self, event: Select.Changed) -> None:

@@ -80,7 +80,7 @@ class RunsScreen(AppScreen):
             table.add_row(*run_row(s), key=str(s.path))
         running = sum(1 for s in self.summaries if s.status == "running")
         self.query_one("#runs-info", Static).update(
-            f"[b]{len(self.summaries)} runs[/] in {root}" + (f" · [b cyan]{running} running[/]" if running else "")
+            f"[b]{len(self.summaries)} run{'s' if len(self.summaries) != 1 else ''}[/] in {root}" + (f" · [b cyan]{running} running[/]" if running else "")
             + " · Enter opens (and follows a running one) · r refreshes"
             if self.summaries else f"No runs in {root} yet: train one on screen 1, or start the app where runs/ is."
         )

@@ -51,6 +51,8 @@ class ConfigFieldValidator(Validator):
 class ConfigForm(VerticalScroll):
     """Posts `ConfigForm.Changed` after every edit. `config` is the TrainConfig, or None while a field is invalid."""
 
+    can_focus = False  # Tab goes straight from field to field; the form scrolls to the focused one
+
     class Changed(Message):
         def __init__(self, form: "ConfigForm") -> None:
             super().__init__()
