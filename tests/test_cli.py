@@ -51,8 +51,8 @@ FLAG_CASES = {
 @pytest.mark.parametrize("case", list(FLAG_CASES))
 def test_bad_flag_is_one_line_and_exit_2(case, cli, tmp_path):
     args, needles = FLAG_CASES[case]
-    proc = cli("--no-ui", *args, "--run-dir", str(tmp_path / "run"), timeout=60) if args[0] == "train" and case != "unknown flag" \
-        else cli("--no-ui", *args, timeout=60)
+    extra = ["--run-dir", str(tmp_path / "run")] if args[0] == "train" else []
+    proc = cli("--no-ui", *args, *extra, timeout=60)
     assert_one_line_error(proc, *needles)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
@@ -205,3 +205,28 @@ def test_engine_modules_import_neither_textual_nor_rich():
     assert proc.returncode == 0, proc.stderr
     ui = json.loads(proc.stdout.split("RESULT ", 1)[1])
     assert ui == [], f"the engine imported UI libraries: {ui}"
+
+
+def test_data_auto_offline_trains_on_the_sample_with_a_visible_notice(tmp_path):
+    """Offline (urlopen fails, as it does without a network), --data auto falls back to the bundled sample and says so."""
+    code = (
+        "import sys, urllib.error, urllib.request\n"
+        "def offline(req, *a, **k):\n"
+        "    print('ASKED', getattr(req, 'full_url', req), file=sys.stderr)\n"
+        "    raise urllib.error.URLError('no network (test)')\n"
+        "urllib.request.urlopen = offline\n"
+        "from resnet_tui.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    run_dir = tmp_path / "run"
+    args = ["--no-ui", "train", "--data", "auto", "--data-dir", str(tmp_path / "empty"), "--limit-train", "40", "--limit-eval", "20",
+            "--layers", "1,1,1", "--batch-size", "20", "--epochs", "1", "--device", "cpu", "--run-dir", str(run_dir)]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ASKED https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in proc.stderr  # the download was tried
+    notice = [ln for ln in proc.stdout.splitlines() if ln.startswith("[WARNING] using the bundled CIFAR-10 sample")]
+    assert notice and "because CIFAR-10 is neither on disk nor downloadable" in notice[0]
+    assert "data: 40 training and 20 test images" in proc.stdout
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "notice" and "bundled CIFAR-10 sample" in e["text"] for e in events)
+    assert events[-1]["status"] == "finished"
