@@ -334,6 +334,8 @@ class ResNetApp(App[Any]):
 
 def run_app(mode: str = "idle", **kwargs: Any) -> Any:
     """The CLI's entry point: `run_app(mode="idle"|"train"|"evaluate"|"watch", ...)`; see ResNetApp."""
+    if mode not in APP_MODES:  # e.g. "sweep": the CLI has it, the app does not (yet)
+        raise UserError(f"the app has no {mode} view; run it headless: resnet-tui --no-ui {mode} ...")
     return ResNetApp(mode=mode, **kwargs).run()
 
 

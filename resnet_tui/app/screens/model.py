@@ -89,7 +89,10 @@ class ModelScreen(AppScreen):
         def add(node: Any, m: "ModuleInfo") -> None:
             for child in m.children:
                 if child.children:
-                    add(node.add(node_label(child), data=child, expand=True), child)
+                    # Stages stay open; of the blocks, those with a downsample shortcut, so the whole network
+                    # fits on a screen and the unusual part shows. Enter opens and closes the others.
+                    expand = child.kind != "ResidualBlock" or any(c.is_shortcut for c in child.children)
+                    add(node.add(node_label(child), data=child, expand=expand), child)
                 else:
                     node.add_leaf(node_label(child), data=child)
 
@@ -100,5 +103,5 @@ class ModelScreen(AppScreen):
             f"[b]Total: {info.params:,} trainable parameters[/] · layers {','.join(map(str, layers))} "
             f"({blocks} residual blocks{'' if skip else ', no skip connections'}) · input 3x32x32\n"
             f"[b yellow]⤷ skip[/]: the block adds its input to its output · "
-            f"[b yellow]shortcut[/]: 3x3 conv + BN where the channels change"
+            f"[b yellow]shortcut[/]: 3x3 conv + BN where the channels change · Enter opens a block"
         )
