@@ -166,6 +166,10 @@ class Trainer:
 
     def run_training(self) -> ev.RunEnd:
         cfg = self.cfg
+        if not self.resume and self.run.metrics_path.exists():
+            # a fresh run here would overwrite that run's checkpoints and append a second series to its metrics.jsonl
+            raise UserError(f"--run-dir: got {str(self.run.path)!r}, which already holds a run; continue it with "
+                            f"--resume {self.run.path}, or choose a new --run-dir")
         self.run.prepare()
         s = setup(cfg, *(self.splits or (None, None)))
         start_epoch0, start_batch0, images_done, train_seconds, partial_losses = 0, 0, 0, 0.0, []

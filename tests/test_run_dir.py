@@ -180,3 +180,21 @@ def test_run_dir_that_cannot_be_created_fails_before_training(cli, tmp_path, cif
     assert "--run-dir" in err and repr(str(run_dir)) in err and "writable folder" in err
     assert "batch:" not in proc.stdout  # nothing was trained
     assert blocker.read_text() == "not a folder"
+
+
+def test_a_new_run_into_a_finished_runs_folder_is_refused_not_mixed_in(finished, cli, cifar_dir, tiny, tmp_path):
+    """Training again with --run-dir of an existing run would overwrite its checkpoints and append a second series to its
+    metrics.jsonl; it must be refused with a pointer to --resume, and leave the run as it was."""
+    import shutil
+
+    src, _, _ = finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(src, run_dir)
+    before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    proc = cli("--no-ui", "train", *tiny(cifar_dir), "--epochs", "1", "--run-dir", str(run_dir))
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr and len(err.splitlines()) == 1
+    assert "--run-dir" in err and repr(str(run_dir)) in err and f"--resume {run_dir}" in err
+    after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert after == before
