@@ -211,6 +211,9 @@ class Trainer:
         s.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(s.scheduler.lr_lambdas)})
         # the schedule's length follows the (possibly new) number of epochs
         s.scheduler.lr_lambdas[0] = lr_factor(self.cfg, s.steps_per_epoch)
+        # and so does the lr of the next step (the optimizer's saved lr is the old schedule's; with the same epochs it is equal)
+        for group, base in zip(s.optimizer.param_groups, s.scheduler.base_lrs):
+            group["lr"] = base * s.scheduler.lr_lambdas[0](s.scheduler.last_epoch)
         torch.set_rng_state(state["rng_cpu"])
         if s.device.type == "cuda" and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"])

@@ -184,3 +184,34 @@ def test_resume_can_only_change_epochs_and_device(cifar_dir, tiny, tiny_run, cli
     res = cli("--no-ui", "train", "--resume", str(run_dir), "--lr", "0.5")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "--resume" in res.stderr and "--lr" in res.stderr and "--epochs" in res.stderr
+
+
+def test_resume_with_more_epochs_trains_with_the_learning_rate_it_records(cifar_dir, tmp_path, monkeypatch):
+    """--resume --epochs N stretches the warm-up/decay schedule; the lr each step uses is the lr metrics.jsonl records,
+    from the first resumed batch on."""
+    from resnet_tui import train as train_mod
+    from resnet_tui.config import TrainConfig
+    from resnet_tui.data import load_data
+    from resnet_tui.runs import iter_metrics
+
+    used: list[float] = []
+    real_build = train_mod.build_optimizer
+
+    def recording_build(cfg, model):
+        opt = real_build(cfg, model)
+        opt.register_step_pre_hook(lambda o, args, kwargs: used.append(o.param_groups[0]["lr"]))
+        return opt
+
+    monkeypatch.setattr(train_mod, "build_optimizer", recording_build)
+    splits = load_data(str(cifar_dir), None, limit_train=64, limit_eval=10)  # 4 batches of 16
+    cfg = TrainConfig(layers=(1, 1, 1), batch_size=16, epochs=1, lr=0.1, momentum=0.9, schedule="warmup-linear",
+                      warmup_epochs=0.5, device="cpu")
+    run_dir = tmp_path / "run"
+    assert train_mod.train(cfg, run_dir, lambda e: None, splits=splits).status == "finished"
+    assert train_mod.train(cfg.replace(epochs=3), run_dir, lambda e: None, resume=True, splits=splits).status == "finished"
+
+    recorded = [e["lr"] for e in iter_metrics(run_dir / "metrics.jsonl") if e["event"] == "batch"]
+    assert len(used) == len(recorded) == 4 + 8
+    assert used == pytest.approx(recorded, rel=1e-12, abs=1e-15)
+    # and the stretched schedule is really used after the resume: not the 1-epoch schedule's end (lr 0)
+    assert used[4] > 0
