@@ -79,7 +79,8 @@ class ResNetApp(App[Any]):
 
     def __init__(self, mode: str = "idle", config: TrainConfig | None = None, run_dir: str | Path | None = None,
                  resume: bool = False, checkpoint: str | None = None, runs_root: str | Path = "runs",
-                 device_label: str | None = None, exit_when_done: bool = False, best_by: str | None = None) -> None:
+                 device_label: str | None = None, exit_when_done: bool = False, best_by: str | None = None,
+                 splits: tuple[Any, Any] | None = None) -> None:
         super().__init__()
         if mode not in APP_MODES:
             raise ValueError(f"mode: got {mode!r}, expected one of {', '.join(APP_MODES)}")
@@ -94,6 +95,7 @@ class ResNetApp(App[Any]):
         self.runs_root = Path(runs_root)
         self.device_label = device_label
         self.exit_when_done = exit_when_done
+        self.splits = splits  # train mode: data already loaded (the benchmark passes the same splits to both sides)
         self.current_run_dir: Path | None = self.initial_run_dir if mode == "train" else None
         self.run_end: ev.RunEnd | None = None
         self.last_error = ""
@@ -107,7 +109,7 @@ class ResNetApp(App[Any]):
 
     def on_mount(self) -> None:
         if self.start_mode == "train":
-            self.call_after_refresh(self.start_training, self.initial_config, self.initial_run_dir, self.resume)
+            self.call_after_refresh(self.start_training, self.initial_config, self.initial_run_dir, self.resume, self.splits)
         elif self.start_mode == "evaluate":
             self.call_after_refresh(self._open_evaluate, self.checkpoint, self.best_by)
         elif self.start_mode == "watch":
@@ -145,7 +147,8 @@ class ResNetApp(App[Any]):
         else:
             self.start_training()
 
-    def start_training(self, config: TrainConfig | None = None, run_dir: Path | None = None, resume: bool = False) -> bool:
+    def start_training(self, config: TrainConfig | None = None, run_dir: Path | None = None, resume: bool = False,
+                       splits: tuple[Any, Any] | None = None) -> bool:
         """Start a run with `config` (default: the form's) into `run_dir` (default: runs/<timestamp>)."""
         if self.training:
             self.notify("A run is already training; s stops it.", severity="warning")
@@ -169,7 +172,7 @@ class ResNetApp(App[Any]):
         self._run_done.clear()
         screen.monitor.reset()
         self.training = True
-        self._training_worker = self._train(config, path, resume)
+        self._training_worker = self._train(config, path, resume, splits)
         return True
 
     def stop_training(self) -> None:
@@ -178,7 +181,7 @@ class ResNetApp(App[Any]):
             self.notify("Stopping after this batch; a resumable state is being saved.", title="Training")
 
     @work(thread=True, exit_on_error=False, name="training", group="training")
-    def _train(self, config: TrainConfig, run_dir: Path, resume: bool) -> ev.RunEnd | None:
+    def _train(self, config: TrainConfig, run_dir: Path, resume: bool, splits: tuple[Any, Any] | None = None) -> ev.RunEnd | None:
         # This thread only trains: events go to a buffer that is posted about 4 times a second.
         worker = get_current_worker()
         relay = EventRelay(lambda events: self.post_message(TrainingEvents(events)))
@@ -187,7 +190,7 @@ class ResNetApp(App[Any]):
         try:
             from resnet_tui.train import Trainer
 
-            end = Trainer(config, run_dir, relay, should_stop=lambda: worker.is_cancelled, resume=resume).run_training()
+            end = Trainer(config, run_dir, relay, should_stop=lambda: worker.is_cancelled, resume=resume, splits=splits).run_training()
         except UserError as e:
             error = str(e)
         except Exception as e:  # out of memory outside the loop, unreadable files, bugs: report them, keep the app

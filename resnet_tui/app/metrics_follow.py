@@ -79,8 +79,11 @@ def event_from_record(rec: dict[str, Any], run_dir: str | Path = "") -> ev.Event
                                int(rec.get("images", 0)), float(rec.get("time", 0.0)), float(rec.get("lr", 0.0)))
         if kind == "start":
             resumed = rec.get("resumed_at") or {}
+            from resnet_tui.config import TrainConfig
+
+            config = {**TrainConfig().to_dict(), **dict(rec.get("config") or {})}  # keys a newer or older writer lacks
             return ev.TrainStart(
-                config=dict(rec.get("config") or {}), run_dir=str(run_dir), device=str(rec.get("device", "?")),
+                config=config, run_dir=str(run_dir), device=str(rec.get("device", "?")),
                 param_count=int(rec.get("param_count", 0)), n_train=int(rec.get("n_train", 0)), n_test=int(rec.get("n_test", 0)),
                 batches_per_epoch=int(rec.get("batches_per_epoch", 0)),
                 start_epoch=int(resumed.get("epoch", 1)), start_batch=int(resumed.get("batch", 1)),

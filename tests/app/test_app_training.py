@@ -20,7 +20,10 @@ from app_helpers import screen_text, shown_text, wait_for
 LAB_BATCH_LINE = re.compile(r"^\[LOG \d{8}-\d\d:\d\d:\d\d\] epoch: (\d+), batch: (\d+) train-loss: (\d+\.\d{4})$")
 
 
-async def test_a_tiny_run_trains_with_a_live_chart_progress_and_log(tiny_config, tmp_path):
+async def test_a_tiny_run_trains_with_a_live_chart_progress_and_log(tiny_config, tmp_path, monkeypatch):
+    messages: list[int] = []  # events in each TrainingEvents message
+    original = ResNetApp.on_training_events
+    monkeypatch.setattr(ResNetApp, "on_training_events", lambda self, m: (messages.append(len(m.events)), original(self, m))[1])
     app = ResNetApp(config=tiny_config, runs_root=tmp_path / "runs")  # real device detection
     async with app.run_test(size=(100, 30)) as pilot:
         monitor = app.train_screen.monitor
@@ -42,7 +45,8 @@ async def test_a_tiny_run_trains_with_a_live_chart_progress_and_log(tiny_config,
         batch_losses = [r["loss"] for r in records if r["event"] == "batch"]
         epoch_losses = {r["epoch"]: r["train_loss"] for r in records if r["event"] == "epoch"}
         assert len(batch_losses) == 4  # 64 images in batches of 32, twice
-
+        # every event reached the app through the relay's messages (coalescing itself: test_app_units), none lost
+        assert sum(messages) == len(records) + 1 and 0 not in messages  # + one EvalProgress (not recorded)
         # chart: every batch's loss, in order, drawn (throttled) at least once after data arrived
         assert monitor.progress.losses == batch_losses
         assert monitor.chart.point_count == 4 and monitor.chart.draws >= 2

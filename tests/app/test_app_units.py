@@ -72,6 +72,8 @@ def test_records_become_engine_events(tmp_path):
                            "confusion": [[1, 1], [0, 2]], "precision": [1.0, 0.67], "recall": [0.5, 1.0], "f1": [0.67, 0.8]})
     assert isinstance(e, ev.EvalEnd) and e.result.accuracy == 0.5 and e.result.confusion == [[1, 1], [0, 2]]
     assert event_from_record({"event": "batch"}) is None  # damaged: skipped, not raised
+    e = event_from_record({"event": "start", "config": {"epochs": 3}})  # from another version: defaults fill in
+    assert isinstance(e, ev.TrainStart) and e.config["epochs"] == 3 and e.config["skip"] is True
     assert event_from_record({"event": "something new"}) is None
 
 
@@ -114,3 +116,66 @@ def test_half_block_image_has_two_pixels_per_cell():
     console.print(HalfBlockImage(img, 0.5))
     lines = console.export_text().splitlines()
     assert len(lines) == 8 and all(line == "▀" * 16 for line in lines)
+
+
+async def test_log_tail_follows_new_lines_and_scrolls_back_with_the_keys():
+    from textual.app import App
+
+    from resnet_tui.app.widgets.log_tail import LogTail
+
+    class LogApp(App):
+        def compose(self):
+            yield LogTail(max_lines=50)
+
+    app = LogApp()
+    async with app.run_test(size=(30, 5)) as pilot:
+        log = app.query_one(LogTail)
+        log.focus()
+        log.write_lines(f"line {i}" for i in range(100))
+        await pilot.pause()
+        assert log.lines[0] == "line 50" and len(log.lines) == 50  # only the last max_lines are kept
+
+        def shown() -> list[str]:
+            return [log.render_line(y).text.rstrip() for y in range(log.size.height)]
+
+        assert shown() == ["line 95", "line 96", "line 97", "line 98", "line 99"]
+        await pilot.press("up", "up")
+        assert shown()[-1] == "line 97"
+        log.write_line("line 100")  # scrolled back: the view stays put
+        assert shown()[-1] == "line 97"
+        await pilot.press("home")
+        assert shown()[0] == "line 51"
+        await pilot.press("end")  # follow again
+        assert shown()[-1] == "line 100"
+        log.write_line("x" * 40)
+        assert shown()[-1] == "x" * 29 + "…"  # a long line is cut, and says so
+
+
+async def test_run_monitor_redraws_at_most_every_half_second_but_at_once_for_milestones(monkeypatch):
+    from textual.app import App
+
+    from resnet_tui.app.widgets import run_monitor
+    from resnet_tui.app.widgets.run_monitor import RunMonitor
+
+    class MonitorApp(App):
+        def compose(self):
+            yield RunMonitor()
+
+    app = MonitorApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        monitor = app.query_one(RunMonitor)
+        flushes = []
+        original = monitor.flush
+        monkeypatch.setattr(monitor, "flush", lambda: (flushes.append(1), original())[1])
+        from resnet_tui.config import TrainConfig
+
+        monitor.apply([ev.TrainStart(TrainConfig(epochs=1, batch_size=10).to_dict(), "run", "GPU", 1, 1000, 10, 100)])
+        assert len(flushes) == 1  # a milestone: at once
+        for b in range(1, 41):  # 40 messages of batches within a moment
+            monitor.apply([batch(1, b, 2.0, images=10 * b, time=b / 100)])
+        await pilot.pause(0.1)
+        assert len(flushes) <= 2  # held back (and at most one trailing redraw)
+        await pilot.pause(run_monitor.UI_SECONDS + 0.2)
+        assert len(flushes) == 2 and monitor.progress.batches_done == 40
+        assert "batch 40/100" in monitor.query_one("#progress-text").content.plain
+        assert monitor.log_widget.lines[-1].endswith("epoch: 1, batch: 40 train-loss: 2.0000")

@@ -57,6 +57,15 @@ class RunViewScreen(AppScreen):
         return self.query_one(RunMonitor)
 
     def poll(self) -> None:
+        try:
+            self._poll()
+        except Exception as e:  # a record this version cannot show must not take the app down
+            if self._timer is not None:
+                self._timer.stop()
+                self._timer = None
+            self.app.notify(f"stopped following {self.run_dir}: {type(e).__name__}: {e}", severity="error")
+
+    def _poll(self) -> None:
         records = self.follower.read_new()
         if not records:
             return

@@ -1,8 +1,10 @@
 """The live chart of every batch's training loss (NLL), with epoch boundaries marked.
 
-Drawing costs the UI thread time that training could use, so: points are bucketed down to at most
-MAX_POINTS (the mean of each bucket is the line; its minimum a second, dimmer line), and the chart
-redraws at most REDRAW_HZ times a second, only when there is new data and only while on screen.
+Drawing costs the UI thread time that training could use (on a GPU the training thread needs the GIL
+to launch its kernels), so: points are bucketed down to at most MAX_POINTS (the mean of each bucket is
+the line; its minimum a second, dimmer line); the chart redraws only when there is new data, at most
+REDRAW_HZ times a second, and less often when a drawing is slow, so that drawing takes at most
+CPU_SHARE of the time (plotext needs ~20 ms for a large chart, so that is about every 2 seconds).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from textual_plotext import PlotextPlot
 
 MAX_POINTS = 300
 REDRAW_HZ = 10
+CPU_SHARE = 0.01
 
 
 def bucket(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -47,6 +50,7 @@ class LossChart(PlotextPlot):
         self._ys: list[float] = []
         self._epochs = 0
         self._last_draw = 0.0
+        self._draw_cost = 0.0  # seconds the last plot build and render took
         self._pending = False
         self.draws = 0  # how many times the plot was rebuilt (tests check the throttle with it)
         self._replot()
@@ -73,7 +77,8 @@ class LossChart(PlotextPlot):
     def _schedule(self) -> None:
         if self._pending:
             return
-        wait = self._last_draw + 1 / REDRAW_HZ - time.monotonic()
+        interval = max(1 / REDRAW_HZ, self._draw_cost / CPU_SHARE)
+        wait = self._last_draw + interval - time.monotonic()
         self._pending = True
         if wait <= 0 and self.is_mounted:
             self.call_later(self._draw)
@@ -83,8 +88,17 @@ class LossChart(PlotextPlot):
     def _draw(self) -> None:
         self._pending = False
         self._last_draw = time.monotonic()
+        start = time.perf_counter()
         self._replot()
+        self._draw_cost = time.perf_counter() - start  # the render adds to it (see render)
         self.refresh()
+
+    def render(self):
+        start = time.perf_counter()
+        try:
+            return super().render()
+        finally:
+            self._draw_cost += time.perf_counter() - start
 
     def _replot(self) -> None:
         plt = self.plt

@@ -1,25 +1,30 @@
 """The live view of one training run: device and run dir, progress, the loss chart and the lab-style log.
 
 Fed with lists of engine events (from the training thread's relay, or read back from metrics.jsonl).
-Per call it does a fixed, small amount of UI work however many batches the list holds.
+Folding events in is cheap and immediate; the widgets are redrawn at most every UI_SECONDS (at once
+for a start, an epoch's end or the run's end), so the UI's share of the CPU (and of the GIL, which a
+GPU run's Python needs) stays small however fast the batches come.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Iterable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Log, ProgressBar, Static
+from textual.widgets import ProgressBar, Static
 
 from resnet_tui import events as ev
 from resnet_tui.headless import HeadlessPrinter, fmt_duration
 from resnet_tui.app.run_progress import RunProgress
+from resnet_tui.app.widgets.log_tail import LogTail
 from resnet_tui.app.widgets.loss_chart import LossChart
 
 LOG_LINES = 1000
+UI_SECONDS = 0.5
 
 
 class _LineSink:
@@ -51,7 +56,7 @@ class RunMonitor(Vertical):
     RunMonitor { height: 1fr; }
     RunMonitor > #run-header, RunMonitor > #progress-text, RunMonitor > #epoch-losses { height: auto; }
     RunMonitor > ProgressBar { height: 1; }
-    RunMonitor > Log { height: 5; border-top: solid $primary 40%; }
+    RunMonitor > LogTail { height: 5; border-top: solid $primary 40%; }
     """
 
     def __init__(self, idle_text: str = "", stop_hint: str = "", **kwargs: Any) -> None:
@@ -62,14 +67,17 @@ class RunMonitor(Vertical):
         self.device_text = ""
         self._sink = _LineSink()
         self._printer = HeadlessPrinter(out=self._sink, live=False)  # type: ignore[arg-type]
+        self._last_flush = 0.0
+        self._flush_pending = False
+        self._header_dirty = True
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="run-header")
-        yield Static(self.idle_text, id="progress-text")
+        yield Static(Text(""), id="run-header")
+        yield Static(Text(self.idle_text), id="progress-text")
         yield ProgressBar(total=1, show_eta=False, id="progress-bar")  # total=None would animate (and cost CPU)
-        yield Static("", id="epoch-losses")
+        yield Static(Text(""), id="epoch-losses")
         yield LossChart(id="loss-chart")
-        yield Log(max_lines=LOG_LINES, id="run-log")
+        yield LogTail(max_lines=LOG_LINES, id="run-log")
 
     def on_mount(self) -> None:
         self._render_header()
@@ -79,8 +87,8 @@ class RunMonitor(Vertical):
         return self.query_one(LossChart)
 
     @property
-    def log_widget(self) -> Log:
-        return self.query_one(Log)
+    def log_widget(self) -> LogTail:
+        return self.query_one(LogTail)
 
     def set_device(self, text: str) -> None:
         self.device_text = text
@@ -93,7 +101,8 @@ class RunMonitor(Vertical):
         self._printer = HeadlessPrinter(out=self._sink, live=False)  # type: ignore[arg-type]
         self.chart.clear()
         self.log_widget.clear()
-        self.query_one("#epoch-losses", Static).update("")
+        self._header_dirty = True
+        self.query_one("#epoch-losses", Static).update(Text(""))
         self.query_one(ProgressBar).update(total=1, progress=0)
         self._render_header()
 
@@ -101,20 +110,46 @@ class RunMonitor(Vertical):
         self.log_widget.write_line(line)
 
     def apply(self, events: Sequence[ev.Event]) -> None:
-        """Fold a list of events into the view: one chart update, one log write, one progress update."""
+        """Fold a list of events into the view; the widgets follow within UI_SECONDS (the chart on its own clock)."""
         p = self.progress
         before = len(p.losses)
         p.apply_all(events)
-        self._log(events)
+        self._format_log(events)
         if len(p.losses) > before:
             self.chart.add_points(p.xs[before:], p.losses[before:], p.epochs)
         elif any(isinstance(e, ev.TrainStart) for e in events):
             self.chart.set_points(p.xs, p.losses, p.epochs)
-        self._render_progress()
+        milestone = any(isinstance(e, (ev.TrainStart, ev.EpochEnd, ev.EvalEnd, ev.RunEnd, ev.Notice)) for e in events)
         if any(isinstance(e, (ev.TrainStart, ev.RunEnd)) for e in events):
+            self._header_dirty = True
+        self._schedule_flush(now=milestone)
+
+    def _schedule_flush(self, now: bool = False) -> None:
+        if now:
+            self.flush()
+            return
+        if self._flush_pending:
+            return
+        self._flush_pending = True
+        wait = self._last_flush + UI_SECONDS - time.monotonic()
+        if wait <= 0:
+            self.call_later(self.flush)
+        else:
+            self.set_timer(wait, self.flush)
+
+    def flush(self) -> None:
+        """Bring the widgets up to date with what has been applied."""
+        self._flush_pending = False
+        self._last_flush = time.monotonic()
+        lines = self._sink.take()
+        if lines:
+            self.log_widget.write_lines(lines[-LOG_LINES:])
+        self._render_progress()
+        if self._header_dirty:
+            self._header_dirty = False
             self._render_header()
 
-    def _log(self, events: Sequence[ev.Event]) -> None:
+    def _format_log(self, events: Sequence[ev.Event]) -> None:
         # A watched run read from the start can hold tens of thousands of batches: only the last
         # LOG_LINES batch lines could be shown, so only those are formatted.
         batch_positions = [i for i, e in enumerate(events) if isinstance(e, ev.BatchEnd)]
@@ -122,10 +157,21 @@ class RunMonitor(Vertical):
         for i, e in enumerate(events):
             if i < skip_before and isinstance(e, ev.BatchEnd):
                 continue
-            self._printer(e)
-        lines = self._sink.take()
-        if lines:
-            self.log_widget.write_lines(lines)
+            try:
+                self._printer(e)
+            except (KeyError, TypeError, ValueError) as error:  # a record from another version: say so, go on
+                self._sink.write(f"[WARNING] cannot show a {type(e).__name__} event ({type(error).__name__}: {error})\n")
+
+    def _set_text(self, selector: str, text: Text) -> None:
+        """Update a Static; skip it when unchanged, and re-layout only when its line count changes
+        (a layout pass re-renders much of the screen, which is time the training thread could use)."""
+        widget = self.query_one(selector, Static)
+        old = widget.content
+        if isinstance(old, Text) and old.plain == text.plain and old.spans == text.spans:
+            return
+        lines = text.plain.count("\n")
+        relayout = not isinstance(old, Text) or old.plain.count("\n") != lines
+        widget.update(text, layout=relayout)
 
     def _render_header(self) -> None:
         p = self.progress
@@ -140,7 +186,7 @@ class RunMonitor(Vertical):
             text.append("\nRun ", style="bold")
             text.append(p.start.run_dir)
             text.append(f" · {p.start.n_train:,}/{p.start.n_test:,} images · {c.get('optimizer', '?')} lr {c.get('lr', 0):g}")
-        self.query_one("#run-header", Static).update(text)
+        self._set_text("#run-header", text)
 
     def _render_progress(self) -> None:
         p = self.progress
@@ -174,8 +220,8 @@ class RunMonitor(Vertical):
                     text.append(f"\n{p.end.message}")
         else:
             text.append(self.idle_text)
-        self.query_one("#progress-text", Static).update(text)
+        self._set_text("#progress-text", text)
         if p.epoch_losses:
             losses = Text("Epoch loss ", style="bold")
             losses.append("  ".join(f"{e}: {v:.4f}" for e, v in sorted(p.epoch_losses.items())[-8:]))
-            self.query_one("#epoch-losses", Static).update(losses)
+            self._set_text("#epoch-losses", losses)
