@@ -15,15 +15,15 @@ from resnet_tui.train import train
 @pytest.mark.slow
 def test_a_few_hundred_steps_on_real_cifar10_learn(cifar_dir, tmp_path):
     cfg = TrainConfig(
-        data=str(cifar_dir), limit_train=4800, limit_eval=600, layers=(1, 1, 1), batch_size=16, epochs=1,
-        optimizer="sgd", lr=0.03, momentum=0.9, device="cpu", precision="fp32", seed=0,
+        data=str(cifar_dir), limit_train=3600, limit_eval=600, layers=(1, 1, 1), batch_size=12, epochs=1,
+        optimizer="sgd", lr=0.02, momentum=0.9, device="cpu", precision="fp32", seed=0,
     )
     events: list[ev.Event] = []
     end = train(cfg, tmp_path / "run", events.append)
     assert end.status == "finished", end.message
 
     start = next(e for e in events if isinstance(e, ev.TrainStart))
-    assert (start.n_train, start.n_test, start.batches_per_epoch) == (4800, 600, 300)
+    assert (start.n_train, start.n_test, start.batches_per_epoch) == (3600, 600, 300)
     losses = [e.loss for e in events if isinstance(e, ev.BatchEnd)]
     assert len(losses) == 300 and all(math.isfinite(x) for x in losses)
     first, last = float(np.mean(losses[:50])), float(np.mean(losses[-50:]))

@@ -7,6 +7,7 @@ channel count changes, AvgPool2d(8), Linear(1024, 10), LogSoftmax, `x.view` flat
 
 from __future__ import annotations
 
+import collections
 import json
 
 import numpy as np
@@ -204,7 +205,7 @@ def test_a_run_checkpoint_is_a_plain_state_dict_the_lab_loads(tiny_run, cifar_di
     assert proc.returncode == 0, proc.stderr
     path = run_dir / "checkpoints" / "cifar10_model_epoch_0.pth"
     state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled classes: weights only
-    assert type(state) in (dict, __import__("collections").OrderedDict)
+    assert type(state) in (dict, collections.OrderedDict)
     assert all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
     assert not any(k.startswith("_orig_mod.") for k in state)
     assert all(v.is_contiguous() for v in state.values())  # not channels_last: plain tensors
