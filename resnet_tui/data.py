@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ CLASS_NAMES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "s
 _FOLDER_ALIASES = {"airplane": "plane", "automobile": "car"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SAMPLE_NAME = "cifar10-sample.zip"
+# torchvision's download has no timeout: a network that accepts and never answers would hang `--data auto` for good
+DOWNLOAD_TIMEOUT = 30.0
 # Normalisation of the lab: ToTensor() then Normalize((0.5,)*3, (0.5,)*3)
 MEAN, STD = 0.5, 0.5
 
@@ -224,12 +227,16 @@ def load_cifar10(split: str, data_dir: str | None, limit: int | None = None, dow
     from torchvision.datasets import CIFAR10
 
     root = cifar10_root(data_dir)
+    previous_timeout = socket.getdefaulttimeout()
     try:
         root.mkdir(parents=True, exist_ok=True)
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)  # per connect/read, so a slow but live download still completes
         ds = CIFAR10(root=str(root), train=(split == "train"), download=download)
     except (OSError, RuntimeError) as e:
-        # urllib's URLError is an OSError; torchvision raises RuntimeError on a failed integrity check
+        # urllib's URLError and socket timeouts are OSErrors; torchvision raises RuntimeError on a failed integrity check
         raise UserError(f"--data: cifar10 could not be loaded into {str(root)!r} ({e}); offline, use --data sample or an image-folder path") from None
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
     labels = np.asarray(ds.targets, dtype=np.int64)
     chosen = balanced_indices(labels, limit, 10)
     return _to_split(ds.data[chosen], labels[chosen].tolist(), CLASS_NAMES, f"CIFAR-10 ({root})", [])

@@ -313,3 +313,33 @@ def test_cifar10_download_that_fails_the_integrity_check_is_a_user_error(local_c
     assert "\n" not in str(e.value) and "corrupted" in str(e.value)
     # and auto then falls back to the sample rather than train on a bad download
     assert data.resolve_source("auto", str(root)) == ("sample", True)
+
+
+def test_auto_falls_back_when_the_network_never_answers(tmp_path, own_cache, monkeypatch):
+    """A network that accepts connections and then stays silent (a proxy, a firewall) must not hang `auto`:
+    the download gives up after data.DOWNLOAD_TIMEOUT seconds and the sample is used."""
+    import socket
+    import time
+
+    from torchvision.datasets import CIFAR10
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes connections; nobody ever reads or answers
+    try:
+        monkeypatch.setattr(CIFAR10, "url", f"http://127.0.0.1:{silent.getsockname()[1]}/cifar-10-python.tar.gz")
+        monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 1.0)
+        before = socket.getdefaulttimeout()
+        t0 = time.monotonic()
+        result: list = []
+        import threading
+
+        worker = threading.Thread(target=lambda: result.append(data.resolve_source("auto", str(tmp_path / "dl"))), daemon=True)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "resolve_source('auto') hung on a silent network"
+        assert result == [("sample", True)]
+        assert time.monotonic() - t0 < 30
+        assert socket.getdefaulttimeout() == before  # the process-wide default is restored
+    finally:
+        silent.close()
