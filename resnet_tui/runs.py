@@ -40,12 +40,27 @@ def default_run_dir(runs_root: str | Path = "runs") -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Write through a temp file in the same folder, fsync, then rename: a crash or a full disk
     leaves either the old file or the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0o600; the file gets the mode a plain open() would give it
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()

@@ -198,3 +198,21 @@ def test_a_new_run_into_a_finished_runs_folder_is_refused_not_mixed_in(finished,
     assert "--run-dir" in err and repr(str(run_dir)) in err and f"--resume {run_dir}" in err
     after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_run_files_get_the_usual_permissions_not_private_temp_file_ones(finished, tmp_path):
+    """atomic_write goes through a temp file; the result must still be created like a plain open() would create it
+    (0o666 minus the umask), as the lab's torch.save files are, so that others on a shared server can read a run."""
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    expected = 0o666 & ~mask
+    run_dir, _, _ = finished
+    plain = (run_dir / "metrics.jsonl").stat().st_mode & 0o777  # written with open()
+    assert plain == expected
+    for p in [run_dir / "config.toml", run_dir / "resume.pt", *sorted((run_dir / "checkpoints").iterdir())]:
+        assert p.stat().st_mode & 0o777 == expected, f"{p.name}: {oct(p.stat().st_mode & 0o777)}, not {oct(expected)}"
+    target = tmp_path / "x.txt"
+    atomic_write_text(target, "x")
+    assert target.stat().st_mode & 0o777 == expected
