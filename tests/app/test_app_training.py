@@ -136,3 +136,29 @@ async def test_a_diverging_run_ends_with_an_error_notification(tiny_config, tmp_
         assert end is not None and end.status == "diverged"
         assert any(n.title == "Training diverged" and n.severity == "error" and "non-finite" in n.message for n in app._notifications)
         assert "DIVERGED" in shown_text(app.train_screen.monitor.query_one("#progress-text"))
+
+
+async def test_a_stopped_run_resumes_in_the_app_and_finishes(tiny_config, tmp_path):
+    cfg = tiny_config.replace(limit_train=160)  # 5 batches an epoch
+    run_dir = tmp_path / "run"
+    app = ResNetApp(mode="train", config=cfg, run_dir=run_dir, device_label="CPU")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.train_screen.monitor.progress.batches_done >= 1, 60, "the first batch")
+        await pilot.press("s")
+        first = await app.wait_for_run_end(timeout=60)
+    assert first is not None and first.status == "interrupted"
+    stopped_at = sum(1 for r in iter_metrics(run_dir / "metrics.jsonl") if r["event"] == "batch")
+
+    # `resnet-tui train --resume RUN_DIR` opens the app like this
+    app = ResNetApp(mode="train", config=cfg, run_dir=run_dir, resume=True, device_label="CPU")
+    async with app.run_test(size=(80, 24)) as pilot:
+        end = await app.wait_for_run_end(timeout=120)
+        await pilot.pause()
+        assert end is not None and end.status == "finished" and end.epochs_done == 2
+        progress = app.train_screen.monitor.progress
+        assert progress.start.start_batch == stopped_at + 1 or progress.start.start_epoch == 2
+        assert progress.batches_done == 10 and len(progress.losses) == 10 - stopped_at  # the chart has this run's batches
+    records = list(iter_metrics(run_dir / "metrics.jsonl"))
+    starts = [r for r in records if r["event"] == "start"]
+    assert len(starts) == 2 and starts[1]["resumed_at"] is not None
+    assert sum(1 for r in records if r["event"] == "batch") == 10 and records[-1]["status"] == "finished"
