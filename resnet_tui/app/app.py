@@ -71,6 +71,7 @@ class ResNetApp(App[Any]):
         ("tab, shift+tab", "next / previous field or control"),
         ("enter", "open a select list, press a button, open a run, submit a path"),
         ("up, down", "move in lists, the tree and the runs table"),
+        ("up, down, home, end", "in the log panel (Tab to it): older / newer lines, the oldest, follow the newest"),
         ("ctrl+p", "command palette: start/stop, evaluate, screens, theme"),
         ("ctrl+q", "quit (asks first while training)"),
     ]
@@ -80,7 +81,7 @@ class ResNetApp(App[Any]):
     def __init__(self, mode: str = "idle", config: TrainConfig | None = None, run_dir: str | Path | None = None,
                  resume: bool = False, checkpoint: str | None = None, runs_root: str | Path = "runs",
                  device_label: str | None = None, exit_when_done: bool = False, best_by: str | None = None,
-                 splits: tuple[Any, Any] | None = None) -> None:
+                 splits: tuple[Any, Any] | None = None, handle_signals: bool = False) -> None:
         super().__init__()
         if mode not in APP_MODES:
             raise ValueError(f"mode: got {mode!r}, expected one of {', '.join(APP_MODES)}")
@@ -96,6 +97,8 @@ class ResNetApp(App[Any]):
         self.device_label = device_label
         self.exit_when_done = exit_when_done
         self.splits = splits  # train mode: data already loaded (the benchmark passes the same splits to both sides)
+        self.handle_signals = handle_signals  # SIGHUP (the SSH connection dropped) and SIGTERM stop and save, like q
+        self._signals_installed: list[int] = []
         self.current_run_dir: Path | None = self.initial_run_dir if mode == "train" else None
         self.run_end: ev.RunEnd | None = None
         self.last_error = ""
@@ -108,6 +111,8 @@ class ResNetApp(App[Any]):
     # ---------------------------------------------------------------- start-up
 
     def on_mount(self) -> None:
+        if self.handle_signals:
+            self._install_signal_handlers()
         if self.start_mode == "train":
             self.call_after_refresh(self.start_training, self.initial_config, self.initial_run_dir, self.resume, self.splits)
         elif self.start_mode == "evaluate":
@@ -115,6 +120,36 @@ class ResNetApp(App[Any]):
         elif self.start_mode == "watch":
             assert self.initial_run_dir is not None, "watch mode needs run_dir"
             self.call_after_refresh(self.watch_run, self.initial_run_dir)
+
+    def _install_signal_handlers(self) -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for name in ("SIGHUP", "SIGTERM"):
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, self._on_signal)
+                self._signals_installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or no Unix signals: q remains the way out
+
+    def on_unmount(self) -> None:
+        if self._signals_installed:
+            loop = asyncio.get_running_loop()
+            for sig in self._signals_installed:
+                loop.remove_signal_handler(sig)
+            self._signals_installed = []
+
+    def _on_signal(self) -> None:
+        """The terminal went away or the process is asked to end: a running run stops after its batch and
+        saves a resumable state (as after q), then the app exits."""
+        self._quit_when_stopped = True
+        if self.training:
+            self.stop_training()
+        else:
+            self.exit()
 
     async def _open_evaluate(self, checkpoint: str | None, best_by: str | None = None) -> None:
         await self.switch_mode("evaluate")
@@ -339,7 +374,7 @@ def run_app(mode: str = "idle", **kwargs: Any) -> Any:
     """The CLI's entry point: `run_app(mode="idle"|"train"|"evaluate"|"watch", ...)`; see ResNetApp."""
     if mode not in APP_MODES:  # e.g. "sweep": the CLI has it, the app does not (yet)
         raise UserError(f"the app has no {mode} view; run it headless: resnet-tui --no-ui {mode} ...")
-    return ResNetApp(mode=mode, **kwargs).run()
+    return ResNetApp(mode=mode, handle_signals=True, **kwargs).run()
 
 
 async def train_in_app(config: TrainConfig, run_dir: str | Path, size: tuple[int, int] = (120, 40),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 
@@ -162,3 +161,23 @@ async def test_a_stopped_run_resumes_in_the_app_and_finishes(tiny_config, tmp_pa
     starts = [r for r in records if r["event"] == "start"]
     assert len(starts) == 2 and starts[1]["resumed_at"] is not None
     assert sum(1 for r in records if r["event"] == "batch") == 10 and records[-1]["status"] == "finished"
+
+
+async def test_sigterm_or_a_dropped_ssh_connection_stops_the_run_and_saves(tiny_config, tmp_path):
+    import os
+    import signal
+
+    cfg = tiny_config.replace(limit_train=640, epochs=3)
+    run_dir = tmp_path / "run"
+    app = ResNetApp(mode="train", config=cfg, run_dir=run_dir, device_label="CPU", handle_signals=True)  # as run_app does
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.train_screen.monitor.progress.batches_done >= 1, 60, "the first batch")
+        os.kill(os.getpid(), signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while app.is_running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not app.is_running
+    assert signal.SIGHUP not in asyncio.get_running_loop()._signal_handlers  # the app removed its handlers
+    records = list(iter_metrics(run_dir / "metrics.jsonl"))
+    assert records[-1]["event"] == "end" and records[-1]["status"] == "interrupted"
+    assert (run_dir / "resume.pt").exists()

@@ -56,7 +56,9 @@ async def test_watch_mode_follows_a_metrics_file_as_it_grows(tmp_path):
         assert "finished" in shown_text(view.query_one("#run-title"))
         progress = shown_text(monitor.query_one("#progress-text"))
         assert "Epoch 2/2 · batch 4/4" in progress and "FINISHED" in progress and "accuracy 50.00%" in progress
-        assert any("epoch: 2, batch: 4 train-loss: 2.1600" in line for line in monitor.log_widget.lines)
+        # the log shows when things happened (start time + training seconds), not when they were read
+        assert "[LOG 20261128-10:00:04] epoch: 2, batch: 4 train-loss: 2.1600" in monitor.log_widget.lines
+        assert monitor.log_widget.lines[0] == "[LOG 20261128-10:00:00] run dir: " + str(run_dir)
         assert view._timer is None  # nothing more to follow
         # its evaluation, on the second tab
         assert view.eval_result is not None and view.eval_result.accuracy == 0.5

@@ -120,6 +120,9 @@ class EvaluateScreen(AppScreen):
         with the lowest loss on the test split (as `resnet-tui evaluate --best --by eval_loss`)."""
         if source is not None:
             self.query_one("#checkpoint-input", Input).value = source
+            select = self.query_one("#checkpoint-choice", Select)
+            if any(value == source for _, value in select._options):
+                select.value = source  # the list shows what is evaluated
         source = self.query_one("#checkpoint-input", Input).value.strip()
         if not source:
             self.notify("Choose a checkpoint, or type a path or URL first.", severity="warning")

@@ -3,6 +3,7 @@ record it is followed: new complete lines are read every half second (watch mode
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ class RunViewScreen(AppScreen):
         self.eval_result: Any = None
         self.records_read = 0
         self._timer: Any = None
+        self._started_utc: datetime | None = None  # from the last "start" record
+        self._train_seconds = 0.0  # of the last record that had them
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="run-title")
         with TabbedContent(initial="run-curves", id="run-tabs"):
             with TabPane("Curves and log", id="run-curves"):
-                yield RunMonitor(idle_text="Waiting for the run to start…", id="watch-monitor")
+                yield RunMonitor(idle_text="Waiting for the run to start…", event_time=self._event_time, id="watch-monitor")
             with TabPane("Evaluation", id="run-evaluation"):
                 with VerticalScroll():
                     yield Static("No evaluation yet: it is written when training finishes.", id="run-eval-none")
@@ -70,6 +73,12 @@ class RunViewScreen(AppScreen):
         if not records:
             return
         self.records_read += len(records)
+        for r in records:
+            if r.get("event") == "start":
+                try:
+                    self._started_utc = datetime.strptime(str(r.get("time_utc")), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+                except ValueError:
+                    self._started_utc = None
         events = [e for e in (event_from_record(r, self.run_dir) for r in records) if e is not None]
         self.monitor.apply(events)
         for e in events:
@@ -85,6 +94,19 @@ class RunViewScreen(AppScreen):
             self._timer.stop()  # the writer is done: nothing more will come
             self._timer = None
         self._render_title()
+
+    def _event_time(self, e: ev.Event) -> str | None:
+        """When the event happened, near enough for the log: the start time plus the training seconds
+        (data loading and evaluation are not counted in them). None before a start record is seen."""
+        if isinstance(e, ev.TrainStart):
+            self._train_seconds = 0.0
+        elif isinstance(e, ev.BatchEnd):
+            self._train_seconds = e.time
+        elif isinstance(e, ev.RunEnd):
+            self._train_seconds = max(self._train_seconds, e.train_seconds)
+        if self._started_utc is None:
+            return None
+        return (self._started_utc + timedelta(seconds=self._train_seconds)).strftime("%Y%m%d-%H:%M:%S")
 
     def _render_title(self) -> None:
         t = Text()

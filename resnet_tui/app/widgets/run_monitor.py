@@ -9,8 +9,9 @@ GPU run's Python needs) stays small however fast the batches come.
 from __future__ import annotations
 
 import math
+import re
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -24,6 +25,7 @@ from resnet_tui.app.widgets.log_tail import LogTail
 from resnet_tui.app.widgets.loss_chart import LossChart
 
 LOG_LINES = 1000
+LOG_STAMP = re.compile(r"^\[LOG \d{8}-\d\d:\d\d:\d\d\]")
 UI_SECONDS = 0.5
 
 
@@ -59,9 +61,12 @@ class RunMonitor(Vertical):
     RunMonitor > LogTail { height: 5; border-top: solid $primary 40%; }
     """
 
-    def __init__(self, idle_text: str = "", stop_hint: str = "", **kwargs: Any) -> None:
+    def __init__(self, idle_text: str = "", stop_hint: str = "",
+                 event_time: Callable[[ev.Event], str | None] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stop_hint = stop_hint
+        # The log's times are "now", which is right live; a run read back gives its events' own times here.
+        self.event_time = event_time
         self.progress = RunProgress()
         self.idle_text = idle_text
         self.device_text = ""
@@ -157,8 +162,13 @@ class RunMonitor(Vertical):
         for i, e in enumerate(events):
             if i < skip_before and isinstance(e, ev.BatchEnd):
                 continue
+            first = len(self._sink.lines)
             try:
                 self._printer(e)
+                stamp = self.event_time(e) if self.event_time is not None else None
+                if stamp:
+                    for j in range(first, len(self._sink.lines)):
+                        self._sink.lines[j] = LOG_STAMP.sub(f"[LOG {stamp}]", self._sink.lines[j], count=1)
             except (KeyError, TypeError, ValueError) as error:  # a record from another version: say so, go on
                 self._sink.write(f"[WARNING] cannot show a {type(e).__name__} event ({type(error).__name__}: {error})\n")
 
