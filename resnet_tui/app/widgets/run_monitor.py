@@ -112,7 +112,9 @@ class RunMonitor(Vertical):
         self._render_header()
 
     def write_log(self, line: str) -> None:
-        self.log_widget.write_line(line)
+        """Add a line of the app's own (an error) after the run's lines so far."""
+        self._sink.lines.append(line)
+        self.flush()
 
     def apply(self, events: Sequence[ev.Event]) -> None:
         """Fold a list of events into the view; the widgets follow within UI_SECONDS (the chart on its own clock)."""
