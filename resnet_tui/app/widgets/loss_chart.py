@@ -113,7 +113,8 @@ class LossChart(PlotextPlot):
             plt.plot(x.tolist(), low.tolist(), marker="braille", color="gray", label="min")
         plt.plot(x.tolist(), mean.tolist(), marker="braille", color="cyan", label="mean" if low is not None else None)
         last = float(x[-1])
-        for e in range(1, self._epochs):  # a boundary after each finished epoch (that the data reaches)
+        every = max(1, math.ceil(self._epochs / 20))  # with many epochs, every n-th boundary (else a yellow wall)
+        for e in range(every, self._epochs, every):  # a boundary after each finished epoch the data reaches
             if e <= last:
                 plt.vline(e, "yellow")
         right = max(float(self._epochs), last) or 1.0
