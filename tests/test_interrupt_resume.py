@@ -22,10 +22,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def start(args: list[str], out_dir: Path) -> subprocess.Popen:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, "-m", "resnet_tui", "--no-ui", "train", *args],
-        stdout=open(out_dir / "stdout.txt", "w"), stderr=open(out_dir / "stderr.txt", "w"), cwd=ROOT, env=ENV,
-    )
+    with open(out_dir / "stdout.txt", "w") as out, open(out_dir / "stderr.txt", "w") as err:  # the child keeps its copies
+        return subprocess.Popen([sys.executable, "-m", "resnet_tui", "--no-ui", "train", *args], stdout=out, stderr=err,
+                                cwd=ROOT, env=ENV)
 
 
 def wait_for_batches(proc: subprocess.Popen, metrics: Path, n: int, timeout: float = 240) -> None:
