@@ -338,7 +338,10 @@ class ResNetApp(App[Any]):
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         sections = [("Everywhere", binding_rows(self.BINDINGS) + self.EXTRA_KEYS)]
-        for name, cls in (("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen)):
+        from resnet_tui.app.screens.compare import CompareScreen
+
+        for name, cls in (("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen),
+                          ("Comparing runs", CompareScreen)):
             rows = binding_rows(cls.BINDINGS)
             if rows:
                 sections.append((name, rows))

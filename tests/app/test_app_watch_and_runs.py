@@ -78,11 +78,11 @@ async def test_the_runs_screen_lists_runs_and_opening_a_running_one_watches_it(r
         table = screen.query_one(DataTable)
         await wait_for(pilot, lambda: table.row_count == 4, 5, "four runs")
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-        # newest first: date, optimizer, lr, epochs, last loss, accuracy, status
-        assert rows[0] == ["2026-11-28 13:00", "sgd", "0.001", "0/2", "2.2700", "-", "● running"]
-        assert rows[1] == ["2026-11-28 12:00", "sgd", "5", "0/1", "-", "-", "diverged"]
-        assert rows[2] == ["2026-11-28 11:00", "adam", "0.01", "0/3", "2.2800", "-", "interrupted"]
-        assert rows[3] == ["2026-11-28 10:00", "sgd", "0.001", "2/2", "2.1600", "50.00%", "finished"]
+        # newest first: mark, date, optimizer, lr, epochs, last loss, accuracy, status, folder
+        assert rows[0] == ["", "2026-11-28 13:00", "sgd", "0.001", "0/2", "2.2700", "-", "● running", "20261128-130000"]
+        assert rows[1] == ["", "2026-11-28 12:00", "sgd", "5", "0/1", "-", "-", "diverged", "20261128-120000"]
+        assert rows[2] == ["", "2026-11-28 11:00", "adam", "0.01", "0/3", "2.2800", "-", "interrupted", "20261128-110000"]
+        assert rows[3] == ["", "2026-11-28 10:00", "sgd", "0.001", "2/2", "2.1600", "50.00%", "finished", "20261128-100000"]
         assert "4 runs in runs · 1 running" in shown_text(screen.query_one("#runs-info"))
 
         # open the running one: it is followed, and sees new lines

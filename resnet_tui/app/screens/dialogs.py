@@ -1,4 +1,4 @@
-"""Modal dialogs: confirm quitting while training, and the list of every key."""
+"""Modal dialogs: confirm quitting while training, ask for a folder, and the list of every key."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Input, Label, Static
 from rich.table import Table
 from rich import box
 
@@ -19,11 +19,15 @@ class ConfirmQuit(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "Keep training"),
     ]
 
+    def __init__(self, title: str = "Training is running.", text: str = "Quit now? The run stops after the current batch and saves a resumable state;\n"
+                 "the checkpoints of finished epochs are kept.") -> None:
+        super().__init__()
+        self.title_text, self.text = title, text
+
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Training is running.", classes="dialog-title")
-            yield Static("Quit now? The run stops after the current batch and saves a resumable state;\n"
-                         "the checkpoints of finished epochs are kept.")
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.text)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Stop and quit (y)", id="yes", variant="error", compact=True)
                 yield Button("Keep training (n)", id="no", variant="primary", compact=True)
@@ -36,6 +40,32 @@ class ConfirmQuit(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class AskPath(ModalScreen[str | None]):
+    """One line of text (a folder); Enter answers it, Esc cancels (None)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str = "") -> None:
+        super().__init__()
+        self.title_text, self.value = title, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="ask"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Input(self.value, id="ask-input", compact=True)
+            yield Static("Enter opens it · Esc cancels", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:

@@ -1,5 +1,7 @@
-"""Screen 5, Runs: the run directories under the runs root. Opening one shows its curves and evaluation,
-and follows it live while it is still being written (the same viewer as `resnet-tui watch`)."""
+"""Screen 5, Runs: the run directories under the runs root, and the runs inside its sweep folders. Opening one
+shows its curves and evaluation, and follows it live while it is still being written (the same viewer as
+`resnet-tui watch`). Space marks runs, c compares the marked ones (their loss curves in one chart, and a table
+of their final numbers); o opens another folder of runs (a --runs-dir, or one sweep folder)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,18 @@ def status_text(status: str) -> Text:
     return Text(mark + status, style=STATUS_STYLE.get(status, ""))
 
 
-def run_row(s: RunSummary) -> tuple[Any, ...]:
+def run_name(s: RunSummary, root: Path) -> str:
+    """The run's folder below the runs root (sweep-.../optimizer=adam,lr=0.01 for a run of a sweep)."""
+    try:
+        return str(s.path.relative_to(root))
+    except ValueError:
+        return s.path.name
+
+
+def run_row(s: RunSummary, root: Path | None = None, marked: bool = False) -> tuple[Any, ...]:
     epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs is not None else str(s.epochs_done)
     return (
+        Text("✓", style="bold green") if marked else Text(""),
         s.started[:16],
         s.optimizer or "?",
         f"{s.lr:g}" if isinstance(s.lr, (int, float)) else "?",
@@ -36,6 +47,7 @@ def run_row(s: RunSummary) -> tuple[Any, ...]:
         f"{s.last_loss:.4f}" if isinstance(s.last_loss, (int, float)) else "-",
         f"{s.accuracy:.2%}" if isinstance(s.accuracy, (int, float)) else "-",
         status_text(s.status),
+        run_name(s, root) if root is not None else s.path.name,
     )
 
 
@@ -45,11 +57,15 @@ class RunsScreen(AppScreen):
     BINDINGS = [
         Binding("r", "refresh", "Refresh"),
         Binding("enter", "open", "Open", show=False),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare marked"),
+        Binding("o", "open_folder", "Folder"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.summaries: list[RunSummary] = []
+        self.marked: set[Path] = set()
 
     @property
     def resnet_app(self) -> "ResNetApp":
@@ -63,7 +79,7 @@ class RunsScreen(AppScreen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label in ("Date (UTC)", "Optimizer", "LR", "Epochs", "Last loss", "Accuracy", "Status"):
+        for label in ("✓", "Date (UTC)", "Optimizer", "LR", "Epochs", "Last loss", "Accuracy", "Status", "Run"):
             table.add_column(label, key=label)
 
     def on_screen_resume(self) -> None:
@@ -74,19 +90,66 @@ class RunsScreen(AppScreen):
         root = self.resnet_app.runs_root
         table = self.query_one(DataTable)
         keep = table.cursor_row
-        self.summaries = list_runs(root)
+        self.summaries = list_runs(root, include_sweeps=True)
+        self.marked &= {s.path for s in self.summaries}
         table.clear()
         for s in self.summaries:
-            table.add_row(*run_row(s), key=str(s.path))
-        running = sum(1 for s in self.summaries if s.status == "running")
-        self.query_one("#runs-info", Static).update(
-            f"[b]{len(self.summaries)} run{'s' if len(self.summaries) != 1 else ''}[/] in {root}" + (f" · [b cyan]{running} running[/]" if running else "")
-            + " · Enter opens (and follows a running one) · r refreshes"
-            if self.summaries else f"No runs in {root} yet: train one on screen 1, or start the app where runs/ is."
-        )
+            table.add_row(*run_row(s, root, s.path in self.marked), key=str(s.path))
+        self._render_info()
         if self.summaries:
             table.move_cursor(row=min(keep, len(self.summaries) - 1))
             self._show_selected(table.cursor_row)
+
+    def _render_info(self) -> None:
+        root = self.resnet_app.runs_root
+        running = sum(1 for s in self.summaries if s.status == "running")
+        marked = f" · [b green]{len(self.marked)} marked[/]" if self.marked else ""
+        self.query_one("#runs-info", Static).update(
+            f"[b]{len(self.summaries)} run{'s' if len(self.summaries) != 1 else ''}[/] in {root}" + (f" · [b cyan]{running} running[/]" if running else "")
+            + marked + " · Enter opens · Space marks, c compares · o: folder"
+            if self.summaries else f"No runs in {root} yet: train one on screen 1, or o opens another folder."
+        )
+
+    def action_mark(self) -> None:
+        """Mark or unmark the highlighted run for comparing, and move to the next one."""
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        if not 0 <= row < len(self.summaries):
+            return
+        s = self.summaries[row]
+        self.marked.symmetric_difference_update({s.path})
+        table.update_cell(str(s.path), "✓", Text("✓", style="bold green") if s.path in self.marked else Text(""))
+        self._render_info()
+        if row + 1 < len(self.summaries):
+            table.move_cursor(row=row + 1)
+
+    def action_compare(self) -> None:
+        """Compare the marked runs (in the list's order); with none marked, say how to mark them."""
+        chosen = [s for s in self.summaries if s.path in self.marked]
+        if not chosen:
+            self.notify("Mark runs with Space first, then press c.", severity="warning")
+            return
+        from resnet_tui.app.screens.compare import CompareScreen
+
+        root = self.resnet_app.runs_root
+        self.app.push_screen(CompareScreen([(s.path, run_name(s, root)) for s in chosen]))
+
+    def action_open_folder(self) -> None:
+        from resnet_tui.app.screens.dialogs import AskPath
+
+        self.app.push_screen(AskPath("Open a folder of runs (a --runs-dir, or a sweep folder)", str(self.resnet_app.runs_root)),
+                             callback=self._folder_chosen)
+
+    def _folder_chosen(self, folder: str | None) -> None:
+        if not folder:
+            return
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            self.notify(f"{folder}: not a folder", severity="error")
+            return
+        self.resnet_app.runs_root = path
+        self.marked.clear()
+        self.action_refresh()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_selected(event.cursor_row)
