@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from resnet_tui import events as ev
 from resnet_tui.config import TrainConfig
 from resnet_tui.errors import UserError
-from resnet_tui.app.messages import TrainingEvents, TrainingFinished
+from resnet_tui.app.messages import SweepDone, SweepEvents, TrainingEvents, TrainingFinished
 from resnet_tui.app.relay import EventRelay
 from resnet_tui.app.screens.data import DataScreen
 from resnet_tui.app.screens.dialogs import ConfirmQuit, HelpScreen, binding_rows
@@ -39,12 +39,13 @@ from resnet_tui.app.screens.run_view import RunViewScreen
 from resnet_tui.app.screens.train import TrainScreen
 
 SCREEN_NAMES = {"train": "Train", "model": "Model", "data": "Data", "evaluate": "Evaluate", "runs": "Runs"}
-APP_MODES = ("idle", "train", "evaluate", "watch")
+APP_MODES = ("idle", "train", "evaluate", "watch", "sweep")
 
 
 class ResNetApp(App[Any]):
     """mode: idle (the form), train (start `config` into `run_dir` at once), evaluate (evaluate `checkpoint`),
-    watch (follow the run in `run_dir`). `device_label` replaces device detection (tests, screenshots)."""
+    watch (follow the run in `run_dir`), sweep (train every run of `plan`, a sweep.SweepPlan, into `sweep_dir`).
+    `device_label` replaces device detection (tests, screenshots)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "resnet-tui"
@@ -81,11 +82,18 @@ class ResNetApp(App[Any]):
     def __init__(self, mode: str = "idle", config: TrainConfig | None = None, run_dir: str | Path | None = None,
                  resume: bool = False, checkpoint: str | None = None, runs_root: str | Path = "runs",
                  device_label: str | None = None, exit_when_done: bool = False, best_by: str | None = None,
-                 splits: tuple[Any, Any] | None = None, handle_signals: bool = False) -> None:
+                 splits: tuple[Any, Any] | None = None, handle_signals: bool = False, plan: Any = None,
+                 sweep_dir: str | Path | None = None, configs: list[TrainConfig] | None = None) -> None:
         super().__init__()
         if mode not in APP_MODES:
             raise ValueError(f"mode: got {mode!r}, expected one of {', '.join(APP_MODES)}")
         self.start_mode = mode
+        if mode == "sweep" and plan is None:
+            raise ValueError("mode 'sweep' needs plan (a resnet_tui.sweep.SweepPlan)")
+        self.sweep_plan = plan  # sweep_dir and configs are the plan's (out, and each point's config)
+        self.sweep_end: Any = None  # the sweep's SweepFinished
+        if mode == "sweep" and config is None and plan.points:
+            config = plan.points[0].config
         self.initial_config = config or TrainConfig()
         self.form_config = self.initial_config  # the form's last valid config (Model, Data and Evaluate follow it)
         self.form_errors: dict[str, str] = {}
@@ -117,6 +125,8 @@ class ResNetApp(App[Any]):
             self.call_after_refresh(self.start_training, self.initial_config, self.initial_run_dir, self.resume, self.splits)
         elif self.start_mode == "evaluate":
             self.call_after_refresh(self._open_evaluate, self.checkpoint, self.best_by)
+        elif self.start_mode == "sweep":
+            self.call_after_refresh(self.start_sweep, self.sweep_plan)
         elif self.start_mode == "watch":
             assert self.initial_run_dir is not None, "watch mode needs run_dir"
             self.call_after_refresh(self.watch_run, self.initial_run_dir)
@@ -290,6 +300,67 @@ class ResNetApp(App[Any]):
         except Exception:
             pass  # before the Train screen is composed
 
+    # ---------------------------------------------------------------- sweeps
+
+    async def start_sweep(self, plan: Any) -> None:
+        """Train every run of `plan` in a thread worker; the Sweep screen (on screen 5) shows them."""
+        from resnet_tui.app.screens.sweep import SweepScreen
+
+        if self.training:
+            self.notify("A run is already training; s stops it.", severity="warning")
+            return
+        await self.switch_mode("runs")
+        self.sweep_screen = SweepScreen(plan)
+        await self.push_screen(self.sweep_screen)
+        self.sweep_end = None
+        self.last_error = ""
+        self._run_done.clear()
+        self.training = True
+        self._training_worker = self._sweep(plan)
+
+    @work(thread=True, exit_on_error=False, name="sweep", group="training")
+    def _sweep(self, plan: Any) -> Any:
+        from resnet_tui import sweep as sw
+
+        worker = get_current_worker()
+        # Per-batch events wait in the buffer (posted about 4 times a second); the rest are posted at once.
+        relay = EventRelay(lambda events: self.post_message(SweepEvents(events)),
+                           frequent=lambda e: isinstance(e, sw.RunEvent) and isinstance(e.event, ev.BatchEnd))
+        end = None
+        error = ""
+        try:
+            end = sw.run_sweep(plan, relay, should_stop=lambda: worker.is_cancelled)
+        except UserError as e:
+            error = str(e)
+        except Exception as e:  # a bug, or files that cannot be written: report it, keep the app
+            error = f"sweep failed: {type(e).__name__}: {e}"
+        finally:
+            relay.flush()
+            self.post_message(SweepDone(end, error))
+        return end
+
+    def on_sweep_events(self, message: SweepEvents) -> None:
+        from resnet_tui import sweep as sw
+
+        self.sweep_screen.apply(message.events)
+        for e in message.events:
+            if isinstance(e, sw.RunEvent) and isinstance(e.event, ev.Notice) and e.event.level != "info":
+                self.notify(e.event.text, title="Sweep", severity="warning" if e.event.level != "error" else "error")
+            elif isinstance(e, sw.SweepFinished):
+                self.notify(f"{sum(r.status == 'finished' for r in e.results)}/{len(e.results)} runs finished",
+                            title=f"Sweep {e.status}", severity="information" if e.status == "finished" else "warning")
+
+    def on_sweep_done(self, message: SweepDone) -> None:
+        self.training = False
+        self.sweep_end = message.end
+        if message.error:
+            self.report_error(message.error, title="Sweep could not run")
+        self._run_done.set()
+        if self._quit_when_stopped:
+            self.exit()
+        elif self.exit_when_done:
+            self.exit(message.end)
+
     # ---------------------------------------------------------------- data shared by screens
 
     def load_split_cached(self, data: str, split: str, data_dir: str | None, limit: int | None) -> Any:
@@ -318,7 +389,11 @@ class ResNetApp(App[Any]):
             self.screen.set_focus(None)
 
     async def action_quit(self) -> None:
-        if self.training:
+        if self.training and self.start_mode == "sweep" and self.sweep_end is None:
+            self.push_screen(ConfirmQuit("A sweep is running.", "Quit now? The current run stops after its batch and saves a resumable state;\n"
+                                         "finished runs are kept, and the same sweep command continues the rest."),
+                             callback=self._quit_confirmed)
+        elif self.training:
             self.push_screen(ConfirmQuit(), callback=self._quit_confirmed)
         else:
             self.exit()
@@ -339,9 +414,10 @@ class ResNetApp(App[Any]):
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         sections = [("Everywhere", binding_rows(self.BINDINGS) + self.EXTRA_KEYS)]
         from resnet_tui.app.screens.compare import CompareScreen
+        from resnet_tui.app.screens.sweep import SweepScreen
 
         for name, cls in (("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen),
-                          ("Comparing runs", CompareScreen)):
+                          ("Comparing runs", CompareScreen), ("A sweep", SweepScreen)):
             rows = binding_rows(cls.BINDINGS)
             if rows:
                 sections.append((name, rows))
@@ -374,8 +450,8 @@ class ResNetApp(App[Any]):
 
 
 def run_app(mode: str = "idle", **kwargs: Any) -> Any:
-    """The CLI's entry point: `run_app(mode="idle"|"train"|"evaluate"|"watch", ...)`; see ResNetApp."""
-    if mode not in APP_MODES:  # e.g. "sweep": the CLI has it, the app does not (yet)
+    """The CLI's entry point: `run_app(mode="idle"|"train"|"evaluate"|"watch"|"sweep", ...)`; see ResNetApp."""
+    if mode not in APP_MODES:
         raise UserError(f"the app has no {mode} view; run it headless: resnet-tui --no-ui {mode} ...")
     return ResNetApp(mode=mode, handle_signals=True, **kwargs).run()
 

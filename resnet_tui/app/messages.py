@@ -22,3 +22,20 @@ class TrainingFinished(Message):
         super().__init__()
         self.end = end
         self.error = error
+
+
+class SweepEvents(Message):
+    """A batch of sweep events (resnet_tui.sweep: SweepStarted, RunStarted, RunEvent, RunFinished, SweepFinished)."""
+
+    def __init__(self, events: list) -> None:
+        super().__init__()
+        self.events = events
+
+
+class SweepDone(Message):
+    """The sweep thread is done: `end` is the SweepFinished, or None when it raised (`error` says why)."""
+
+    def __init__(self, end: object | None, error: str = "") -> None:
+        super().__init__()
+        self.end = end
+        self.error = error

@@ -20,17 +20,20 @@ class EventRelay:
     """Called only from the training thread, so the buffer needs no lock."""
 
     def __init__(self, post: Callable[[list[ev.Event]], None], interval: float = POST_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, frequent: Callable[[object], bool] | None = None) -> None:
+        """frequent(event): whether an event may wait in the buffer (default: a BatchEnd). A sweep's relay
+        passes one that looks inside its RunEvent wrappers."""
         self._post = post
+        self._frequent = frequent or (lambda e: isinstance(e, ev.BatchEnd))
         self._interval = interval
         self._clock = clock
-        self._buffer: list[ev.Event] = []
+        self._buffer: list = []
         self._last_post = float("-inf")
 
-    def __call__(self, event: ev.Event) -> None:
+    def __call__(self, event: ev.Event | object) -> None:
         self._buffer.append(event)
         now = self._clock()
-        if not isinstance(event, ev.BatchEnd) or now - self._last_post >= self._interval:
+        if not self._frequent(event) or now - self._last_post >= self._interval:
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:

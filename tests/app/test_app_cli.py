@@ -49,5 +49,16 @@ def test_an_app_mode_the_app_does_not_have_is_a_one_line_error():
     from resnet_tui.app.app import run_app
     from resnet_tui.errors import UserError
 
-    with pytest.raises(UserError, match="the app has no sweep view"):
-        run_app(mode="sweep", sweep_dir="x")
+    with pytest.raises(UserError, match="the app has no plot view"):
+        run_app(mode="plot")
+
+
+def test_sweep_without_no_ui_opens_the_app_with_the_plan(opened, tmp_path):
+    from resnet_tui.cli import _app_has_mode
+
+    assert _app_has_mode("sweep")  # the CLI's guard lets it through: the app has the mode
+    out = tmp_path / "sw"
+    assert main(["sweep", "--optimizer", "sgd,adam", "--data", "sample", "--out", str(out)]) == 0
+    (call,) = opened
+    assert call["mode"] == "sweep" and call["sweep_dir"] == out and len(call["plan"].points) == 2
+    assert [c.optimizer for c in call["configs"]] == ["sgd", "adam"]
