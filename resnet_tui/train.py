@@ -170,8 +170,8 @@ class Trainer:
             # a fresh run here would overwrite that run's checkpoints and append a second series to its metrics.jsonl
             raise UserError(f"--run-dir: got {str(self.run.path)!r}, which already holds a run; continue it with "
                             f"--resume {self.run.path}, or choose a new --run-dir")
+        s = setup(cfg, *(self.splits or (None, None)))  # bad data fails here, before a run folder exists
         self.run.prepare()
-        s = setup(cfg, *(self.splits or (None, None)))
         start_epoch0, start_batch0, images_done, train_seconds, partial_losses = 0, 0, 0, 0.0, []
         if self.resume:
             start_epoch0, start_batch0, images_done, train_seconds, partial_losses = self._restore(s)
@@ -380,7 +380,9 @@ class Trainer:
                 on_progress=lambda d, t: self.emit_ui(ev.EvalProgress(d, t)), should_stop=self.should_stop,
             )
             if result is None:
-                status, message = "interrupted", "stopped during the final evaluation; the trained checkpoints are kept"
+                status = "interrupted"
+                message = (f"stopped during the final evaluation; training is complete and its checkpoints are kept; "
+                           f"evaluate with: resnet-tui --no-ui evaluate {self.run.path}")
             else:
                 self.emit(ev.EvalEnd(cfg.epochs, result),
                           {"event": "eval", "epoch": cfg.epochs, "accuracy": result.accuracy, "nll": result.nll, "n": result.n,

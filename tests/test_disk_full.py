@@ -41,3 +41,14 @@ def test_disk_full_while_saving_keeps_the_last_checkpoint(cifar_dir, tmp_path, m
     assert resume["epoch0"] == 1  # the resume state of the last completed epoch is intact
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "end" and last["status"] == "failed"
+
+
+def test_bad_data_leaves_no_run_folder_behind(tmp_path):
+    import pytest
+
+    from resnet_tui.errors import UserError
+
+    cfg = TrainConfig(data=str(tmp_path / "missing"), layers=(1, 1, 1), device="cpu")
+    with pytest.raises(UserError, match="--data"):
+        train_mod.train(cfg, tmp_path / "run", lambda e: None)
+    assert not (tmp_path / "run").exists()
