@@ -1,5 +1,7 @@
 """Screen 4, Evaluate: evaluate a checkpoint (one of the current run's epochs, a path, or a URL such as the
-lab's published one) on the test split, with the confusion matrix, per-class scores and sample predictions."""
+lab's published one) on the test split, with the confusion matrix, per-class scores and sample predictions.
+"Which" can instead choose the run's best epoch checkpoint, by its training loss (from metrics.jsonl) or by
+its eval loss (every epoch checkpoint evaluated, with progress), as `resnet-tui evaluate --best --by ...`."""
 
 from __future__ import annotations
 
@@ -24,6 +26,18 @@ if TYPE_CHECKING:
     from resnet_tui.app.app import ResNetApp
 
 PRETRAINED_LABEL = "the lab's published checkpoint (200 epochs; downloads)"
+WHICH_OPTIONS = [("the run's best epoch by train loss", "train_loss"),
+                 ("the run's best epoch by eval loss (evaluates each)", "eval_loss")]
+
+
+def run_of(source: str, current: Path | None) -> Path | None:
+    """The run directory a checkpoint belongs to: the folder itself, the run above checkpoints/, else `current`."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.parent.name == "checkpoints" and (path.parent.parent / "metrics.jsonl").exists():
+        return path.parent.parent
+    return current
 
 
 def checkpoint_options(run_dir: Path | None) -> list[tuple[str, str]]:
@@ -76,6 +90,9 @@ class EvaluateScreen(AppScreen):
                 yield Label("Path or URL", classes="eval-label")
                 yield Input(placeholder="a .pth file or an http(s) URL; Enter evaluates", compact=True, id="checkpoint-input")
                 yield Button("Evaluate (e)", id="evaluate-button", variant="primary", compact=True)
+            with Horizontal(classes="eval-row"):
+                yield Label("Which", classes="eval-label")
+                yield Select(WHICH_OPTIONS, prompt="this checkpoint", compact=True, id="best-by")  # blank: this checkpoint
             yield ProgressBar(total=1, show_eta=False, id="eval-progress")
             yield Static("", id="eval-status")
         with VerticalScroll(id="eval-results"):
@@ -118,6 +135,14 @@ class EvaluateScreen(AppScreen):
 
         A run directory means its last epoch checkpoint, or with best_by="eval_loss" the epoch checkpoint
         with the lowest loss on the test split (as `resnet-tui evaluate --best --by eval_loss`)."""
+        which = self.query_one("#best-by", Select)
+        if best_by is not None:
+            # the screen shows how the checkpoint is chosen (after a refresh: in evaluate mode the list is still being built)
+            self._show_which(best_by if best_by in ("train_loss", "eval_loss") else "checkpoint")
+        elif which.value in ("train_loss", "eval_loss"):
+            best_by = str(which.value)
+        if best_by == "checkpoint":
+            best_by = None
         if source is not None:
             self.query_one("#checkpoint-input", Input).value = source
             select = self.query_one("#checkpoint-choice", Select)
@@ -134,8 +159,21 @@ class EvaluateScreen(AppScreen):
         self.evaluating = True
         self.source = source
         self.query_one("#eval-progress", ProgressBar).update(total=1, progress=0)
-        self._status(f"Evaluating {source} on the test split of {cfg.data}…")
+        self._status(f"Evaluating {source} on the test split of {cfg.data}…" if best_by is None else
+                     f"Choosing the best epoch checkpoint of {run_of(source, self.resnet_app.current_run_dir) or source} by "
+                     f"{best_by.replace('_', ' ')}" + ("" if best_by == "train_loss" else f" (evaluating each on {cfg.data})") + "…")
         self._evaluate(source, cfg, best_by)
+
+    def _show_which(self, value: str) -> None:
+        """Set "Which" once its list is built (in evaluate mode the screen is still being composed)."""
+        which = self.query_one("#best-by", Select)
+        if not which.query("SelectCurrent #label"):
+            self.set_timer(0.05, lambda: self._show_which(value))
+            return
+        if value == "checkpoint":
+            which.clear()
+        else:
+            which.value = value
 
     def action_cancel(self) -> None:
         for worker in self.workers:
@@ -158,15 +196,26 @@ class EvaluateScreen(AppScreen):
         try:
             device = resolve_device(cfg.device)
             run_dir = Path(source).expanduser()
-            if run_dir.is_dir() and best_by == "eval_loss":
-                from resnet_tui.runs import best_checkpoint
+            if best_by is not None:
+                best_run = run_of(source, self.resnet_app.current_run_dir)
+                if best_run is None:
+                    raise UserError(f"best checkpoint: got {source!r}, expected a run directory or one of its epoch checkpoints")
+            if best_by == "eval_loss":
+                from resnet_tui.runs import best_candidates, best_checkpoint
 
+                best_candidates(best_run, "eval_loss")  # a run without epoch records fails before the data is loaded
                 split = self.resnet_app.load_split_cached(cfg.data, "test", cfg.data_dir, cfg.limit_eval)
-                best = best_checkpoint(run_dir, "eval_loss", split, device, on_progress=progress, should_stop=lambda: worker.is_cancelled)
+                best = best_checkpoint(best_run, "eval_loss", split, device, on_progress=progress, should_stop=lambda: worker.is_cancelled)
                 result = best.result if best is not None else None
                 if best is not None:
-                    source, note = str(best.path), best.reason()
+                    source, note = str(best.path), best.reason() + "; chosen on the same test images, so optimistic"
             else:
+                if best_by == "train_loss":
+                    from resnet_tui.runs import best_checkpoint
+
+                    best = best_checkpoint(best_run, "train_loss")
+                    assert best is not None
+                    source, note, run_dir = str(best.path), best.reason(), Path(best.path)
                 if run_dir.is_dir():  # a run directory: its last epoch checkpoint, as on the command line
                     found = RunDir(run_dir).list_checkpoints()
                     if not found:

@@ -1,0 +1,82 @@
+"""The Evaluate screen's "Which": the run's best epoch checkpoint by train loss (from metrics.jsonl) or by
+eval loss (each epoch checkpoint evaluated in the worker, with progress), and why it was chosen."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from textual.widgets import ProgressBar, Select
+
+from resnet_tui.app.app import ResNetApp
+from resnet_tui.app.screens.evaluate import EvaluateScreen
+from resnet_tui.config import TrainConfig
+from resnet_tui.data import load_split
+from resnet_tui.device import resolve_device
+from resnet_tui.model import ResNet
+from resnet_tui.runs import best_checkpoint
+
+from app_helpers import batch_records, shown_text, start_record, wait_for, write_run
+
+
+def two_epoch_run(trained_run: Path, tmp_path: Path) -> Path:
+    """Epoch 1 has the lower training loss though epoch 2 is the last; the two checkpoints differ
+    (epoch 1: the trained weights, epoch 2: a fresh network)."""
+    cfg = TrainConfig(epochs=2, batch_size=32, layers=(1, 1, 1))
+    run = write_run(tmp_path / "run", [start_record(cfg, 2), *batch_records(1, 2, 32),
+                                       {"event": "epoch", "epoch": 1, "train_loss": 2.0, "seconds": 1.0, "images_per_sec": 64.0},
+                                       *batch_records(2, 2, 32, first_image=64, first_time=1.0),
+                                       {"event": "epoch", "epoch": 2, "train_loss": 2.1, "seconds": 1.0, "images_per_sec": 64.0},
+                                       {"event": "end", "status": "finished", "images_per_sec": 64.0, "train_seconds": 2.0, "message": ""}], cfg)
+    (run / "checkpoints").mkdir()
+    shutil.copy(trained_run / "checkpoints" / "cifar10_model_epoch_0.pth", run / "checkpoints" / "cifar10_model_epoch_0.pth")
+    torch.manual_seed(1)
+    torch.save(ResNet((1, 1, 1)).state_dict(), run / "checkpoints" / "cifar10_model_epoch_1.pth")
+    return run
+
+
+async def test_best_by_train_loss_then_by_eval_loss_on_the_evaluate_screen(trained_run, cifar_dir, tmp_path):
+    run = two_epoch_run(trained_run, tmp_path)
+    cfg = TrainConfig(data=str(cifar_dir), limit_eval=50, device="cpu")
+    app = ResNetApp(config=cfg, runs_root=tmp_path, device_label="CPU")
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.current_run_dir = run  # as after training it in the app
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluateScreen), 10, "the Evaluate screen")
+        screen = app.screen
+        # the newest epoch is preselected; Which = best by train loss chooses epoch 1 instead
+        assert screen.query_one("#checkpoint-choice", Select).value.endswith("cifar10_model_epoch_1.pth")
+        screen.query_one("#best-by", Select).value = "train_loss"
+        await pilot.press("e")
+        await wait_for(pilot, lambda: screen.result is not None and not screen.evaluating, 60, "the evaluation")
+        status = shown_text(screen.query_one("#eval-status"))
+        assert "cifar10_model_epoch_0.pth" in status and "best checkpoint: epoch 1" in status
+        assert "lowest mean training loss of the epoch of 2 epoch checkpoint(s): 2.0000 (by epoch: 1: 2.0000, 2: 2.1000)" in status
+        assert screen.source.endswith("cifar10_model_epoch_1.pth")  # what was asked: the choice went from there
+
+        # by eval loss: both checkpoints are evaluated (progress 2/2); the engine's choice is shown
+        split = load_split(str(cifar_dir), "test", limit=50)
+        expected = best_checkpoint(run, "eval_loss", split, resolve_device("cpu"))
+        screen.result = None
+        screen.query_one("#best-by", Select).value = "eval_loss"
+        await pilot.press("e")
+        await wait_for(pilot, lambda: screen.result is not None and not screen.evaluating, 120, "the evaluation by eval loss")
+        status = shown_text(screen.query_one("#eval-status"))
+        assert expected.path.name in status and f"best checkpoint: epoch {expected.epoch}" in status
+        assert "eval loss (NLL on the test split) of 2 epoch checkpoint(s)" in status and "optimistic" in status
+        assert screen.result.nll == expected.value and screen.result.accuracy == expected.result.accuracy
+        assert screen.query_one("#eval-progress", ProgressBar).percentage == 1.0
+
+
+async def test_best_of_a_folder_that_is_not_a_run_is_an_error_in_the_app(cifar_dir, tmp_path):
+    cfg = TrainConfig(data=str(cifar_dir), limit_eval=50, device="cpu")
+    app = ResNetApp(config=cfg, runs_root=tmp_path, device_label="CPU")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluateScreen), 10, "the Evaluate screen")
+        screen = app.screen
+        screen.action_evaluate(str(tmp_path), "train_loss")
+        await wait_for(pilot, lambda: not screen.evaluating, 30, "the error")
+        assert "expected a run directory with metrics.jsonl" in shown_text(screen.query_one("#eval-status"))
+        assert app.is_running
