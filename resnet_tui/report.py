@@ -68,15 +68,15 @@ def info_tree(root: ModuleInfo) -> Tree:
     def label(m: ModuleInfo) -> Text:
         t = Text()
         t.append(m.name.rsplit(".", 1)[-1] if m.name else "ResNet", style="bold")
-        t.append(f"  {m.kind}")
+        t.append(f" {m.kind}", style="dim")
         if m.detail:
             t.append(f"({m.detail})", style="cyan")
         t.append(f"  → {shape_text(m.output_shape)}", style="green")
         t.append(f"  {m.params:,} params", style="magenta" if m.params else "dim")
         if m.has_skip:
-            t.append("  ⤷ skip connection: out + input", style="yellow")
+            t.append("  ⤷ skip: + input", style="yellow")
         if m.is_shortcut:
-            t.append("  shortcut: 3x3 conv + BN (channels change)", style="yellow")
+            t.append("  shortcut: 3x3 conv + BN", style="yellow")
         return t
 
     def add(node: Tree, m: ModuleInfo) -> None:
@@ -104,7 +104,7 @@ def print_info(layers: tuple[int, int, int], skip: bool, as_json: bool) -> None:
         d["skip"] = skip
         print(json.dumps(d))
         return
-    con = _console()
+    con = _wide_console()
     con.print(info_tree(root))
     con.print(f"Total: {root.params:,} trainable parameters (layers {','.join(map(str, layers))}{', no skip' if not skip else ''})")
     sys.stdout.flush()
