@@ -111,3 +111,56 @@ async def test_the_data_screen_browses_real_images_by_index_and_class(cifar_dir,
         # the class filter stays: the first horse of the test split
         await wait_for(pilot, lambda: screen.index == first_horse, 5, "the first test horse")
         assert f'Example: {first_horse}, Label: "horse"' in screen_text(app)
+
+
+async def choose_skip(pilot, app, value: str) -> None:
+    """On the Train screen, with the keyboard: Tab to "Skip connections", Enter opens its list, choose `value`."""
+    from resnet_tui.app.widgets.config_form import ConfigForm
+
+    await pilot.press("1")
+    await wait_for(pilot, lambda: app.screen is app.train_screen, 5, "the Train screen")
+    skip = app.screen.query_one("#field-skip", Select)
+    for _ in range(30):  # Tab from field to field, as a keyboard user does
+        if app.screen.focused is skip:
+            break
+        await pilot.press("tab")
+    assert app.screen.focused is skip, "Tab never reached the Skip connections field"
+    await pilot.press("enter")  # the list opens on the current choice
+    await pilot.pause()
+    current = skip.value
+    if current != value:
+        await pilot.press("down" if value == "off" else "up")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: skip.value == value and app.screen.query_one(ConfigForm).config is not None
+                   and app.screen.query_one(ConfigForm).config.skip == (value == "on"), 5, f"skip {value}")
+    await pilot.press("escape")
+
+
+async def test_the_model_tree_follows_the_skip_field_plain_network_without_skips_or_shortcuts(tmp_path):
+    app = ResNetApp(config=TrainConfig(data="sample"), runs_root=tmp_path, device_label="CPU")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await choose_skip(pilot, app, "off")
+        assert app.form_config.skip is False and app.form_config.layers == (2, 2, 2)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelScreen), 5, "the Model screen")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.shown == ((2, 2, 2), False) and screen.root_info is not None
+                       and screen.root_info.params == 182_106, 30, "the plain 2,2,2 tree")
+        labels = tree_labels(screen.query_one(Tree))
+        assert labels[""] == "ResNet → 10  182,106 params"
+        summary = shown_text(screen.query_one("#model-summary"))
+        assert "Total: 182,106 trainable parameters · layers 2,2,2 (6 residual blocks, no skip connections)" in summary
+        assert not any("⤷ skip" in label for label in labels.values())
+        assert not any("shortcut" in label or "downsample" in name for name, label in labels.items())
+        assert labels["layer2.0"] == "block 0 → 32x32x32  13,952 params"  # the same block without its shortcut
+        assert "182,106" in screen_text(app)  # on screen at 80x24, not only in the widget
+
+        # skip on again: the tree with skips and shortcuts, 205,338 parameters
+        await choose_skip(pilot, app, "on")
+        await pilot.press("2")
+        await wait_for(pilot, lambda: screen.shown == ((2, 2, 2), True) and screen.root_info.params == 205_338, 30, "the 2,2,2 tree")
+        labels = tree_labels(screen.query_one(Tree))
+        assert labels[""] == "ResNet → 10  205,338 params"
+        assert sum("⤷ skip" in label for label in labels.values()) == 6
+        assert "shortcut: 3x3 conv + BN" in labels["layer2.0.downsample"] and "layer3.0.downsample" in labels
+        assert "Total: 205,338 trainable parameters" in shown_text(screen.query_one("#model-summary"))

@@ -102,3 +102,35 @@ async def test_choosing_a_preset_fills_the_fields_which_stay_editable(tmp_path):
         preset.value = "lab"
         await wait_for(pilot, lambda: form.value_text("momentum") == "0", 5, "the lab preset's momentum")
         assert form.config == TrainConfig(data="sample")
+
+
+async def test_skip_off_in_the_form_trains_the_plain_network(tiny_config, tmp_path):
+    """The form's "Skip connections" goes through parse_field into the TrainConfig the app trains with."""
+    import tomllib
+
+    from resnet_tui.model import ResNet, param_count
+    from resnet_tui.runs import iter_metrics
+
+    app = ResNetApp(config=tiny_config.replace(epochs=1), runs_root=tmp_path / "runs", device_label="CPU")
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.screen.query_one(ConfigForm)
+        skip = app.screen.query_one("#field-skip", Select)
+        assert skip.value == "on" and form.config.skip is True
+        skip.focus()
+        await pilot.press("enter", "down", "enter")  # open the list, choose "off"
+        await wait_for(pilot, lambda: skip.value == "off", 5, "skip off")
+        assert form.errors == {} and form.config == tiny_config.replace(epochs=1, skip=False)
+        assert app.form_config.skip is False
+        form.set_value("skip", "true")  # what parse_field reads, as the TOML file and --skip do
+        assert skip.value == "on" and form.config.skip is True
+        form.set_value("skip", False)
+        assert skip.value == "off" and form.config.skip is False
+        await pilot.press("escape", "s")
+        end = await app.wait_for_run_end(timeout=120)
+        assert end is not None and end.status == "finished", app.last_error
+        run_dir = app.current_run_dir
+        with open(run_dir / "config.toml", "rb") as f:
+            assert tomllib.load(f)["skip"] is False
+        start = next(r for r in iter_metrics(run_dir / "metrics.jsonl") if r["event"] == "start")
+        plain, with_skips = param_count(ResNet((1, 1, 1), skip=False)), param_count(ResNet((1, 1, 1)))
+        assert plain < with_skips and start["param_count"] == plain and start["config"]["skip"] is False

@@ -17,10 +17,11 @@ from resnet_tui.config import FIELD_BY_NAME, OPTIMIZERS, PRESETS, ConfigError, T
 # The fields the form shows, in order. The rest of TrainConfig (schedule, augment, ...) comes from the
 # preset or the CLI and is carried through unchanged.
 FORM_FIELDS = (
-    "preset", "data", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "layers", "device",
-    "limit_train", "limit_eval",
+    "preset", "data", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "layers", "skip",
+    "device", "limit_train", "limit_eval",
 )
-CHOICES = {"preset": PRESETS, "optimizer": OPTIMIZERS}
+# Fields chosen from a list; each choice is text that parse_field reads (skip: "on"/"off" -> True/False).
+CHOICES = {"preset": PRESETS, "optimizer": OPTIMIZERS, "skip": ("on", "off")}
 PLACEHOLDERS = {"limit_train": "all", "limit_eval": "all", "data": "auto, sample or a folder"}
 
 
@@ -28,6 +29,8 @@ def field_text(name: str, value: Any) -> str:
     """A config value as the form shows it (and as parse_field reads it back)."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if name == "layers":
         return ",".join(str(n) for n in value)
     if isinstance(value, float):
@@ -76,7 +79,7 @@ class ConfigForm(VerticalScroll):
             with Horizontal(classes="field-row", id=f"row-{name}"):
                 yield Label(f.label, classes="field-label")
                 if name in CHOICES:
-                    yield Select([(c, c) for c in CHOICES[name]], value=self._values[name], allow_blank=False,
+                    yield Select([(c, c) for c in CHOICES[name]], value=field_text(name, self._values[name]), allow_blank=False,
                                  compact=True, id=f"field-{name}", classes="field-input", tooltip=f.help)
                 else:
                     yield Input(field_text(name, self._values[name]), placeholder=PLACEHOLDERS.get(name, ""),
@@ -105,7 +108,11 @@ class ConfigForm(VerticalScroll):
         """Set a field as if typed (validated the same way)."""
         w = self.query_one(f"#field-{name}")
         if isinstance(w, Select):
-            w.value = value
+            try:
+                value = parse_field(name, value)  # skip: True, "true", "off", ... become the list's on/off
+            except ConfigError:
+                pass  # not a choice: the Select refuses it
+            w.value = field_text(name, value)
         else:
             assert isinstance(w, Input)
             w.value = field_text(name, value)
@@ -132,7 +139,7 @@ class ConfigForm(VerticalScroll):
         name = (event.select.id or "").removeprefix("field-")
         if event.value is Select.NULL:
             return
-        changed = self._values.get(name) != event.value
+        changed = field_text(name, self._values.get(name)) != event.value
         self._check(name, event.value)
         if name == "preset" and changed and not self._filling:
             self.apply_preset(str(event.value))
