@@ -224,8 +224,11 @@ def evaluate(
             chosen = find_best(source, "train_loss")
             assert chosen is not None
             _open_app(mode="evaluate", checkpoint=str(chosen.path), config=app_config)
-        else:
-            raise UserError("--by: got 'eval_loss', which the app's Evaluate screen cannot choose by yet; add --no-ui to choose and evaluate headless")
+        else:  # the app's Evaluate screen evaluates each epoch checkpoint, with progress, and shows the best
+            from resnet_tui.runs import best_candidates
+
+            best_candidates(source, "eval_loss")  # a run without epoch records is a one-line error here, as with --no-ui
+            _open_app(mode="evaluate", checkpoint=source, config=app_config, best_by="eval_loss")
         return
     from resnet_tui.data import load_split
     from resnet_tui.device import resolve_device

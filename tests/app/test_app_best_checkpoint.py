@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from textual.widgets import ProgressBar, Select
 
@@ -80,3 +81,40 @@ async def test_best_of_a_folder_that_is_not_a_run_is_an_error_in_the_app(cifar_d
         await wait_for(pilot, lambda: not screen.evaluating, 30, "the error")
         assert "expected a run directory with metrics.jsonl" in shown_text(screen.query_one("#eval-status"))
         assert app.is_running
+
+
+@pytest.mark.parametrize("best_by", [None, "train_loss", "eval_loss"])
+async def test_evaluate_mode_on_a_run_directory_opens_and_evaluates(best_by, trained_run, cifar_dir, tmp_path):
+    """`ResNetApp(mode="evaluate", checkpoint=RUN_DIR, best_by=...)`, as `resnet-tui evaluate RUN_DIR [--best --by ...]`
+    opens it: the run's checkpoints are listed and chosen while the screen is still being composed (this crashed
+    with NoMatches '#label' on SelectCurrent); without best_by the run's last epoch checkpoint is evaluated."""
+    run = two_epoch_run(trained_run, tmp_path)
+    cfg = TrainConfig(data=str(cifar_dir), limit_eval=50, device="cpu")
+    split = load_split(str(cifar_dir), "test", limit=50)
+    if best_by is None:
+        expected_path = run / "checkpoints" / "cifar10_model_epoch_1.pth"  # the last epoch, as on the command line
+    else:
+        expected_path = best_checkpoint(run, best_by, split, resolve_device("cpu")).path
+    if best_by == "train_loss":
+        assert expected_path.name == "cifar10_model_epoch_0.pth"  # not the last: the choice is seen
+    app = ResNetApp(mode="evaluate", checkpoint=str(run), best_by=best_by, config=cfg, runs_root=tmp_path, device_label="CPU")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluateScreen), 10, "the Evaluate screen")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.result is not None and not screen.evaluating, 120, "the evaluation")
+        await pilot.pause()
+        assert app.is_running and app.last_error == ""
+        status = shown_text(screen.query_one("#eval-status"))
+        assert f"Evaluated {expected_path}" in status
+        if best_by is not None:
+            assert f"best checkpoint: epoch {int(expected_path.stem.rsplit('_', 1)[1]) + 1}" in status
+        assert screen.result.n == 50
+        # the run's two epoch checkpoints are offered (newest first), then the lab's published one
+        choice = screen.query_one("#checkpoint-choice", Select)
+        values = [value for _, value in choice._options if value is not Select.NULL]
+        assert values[:2] == [str(run / "checkpoints" / "cifar10_model_epoch_1.pth"), str(run / "checkpoints" / "cifar10_model_epoch_0.pth")]
+        assert len(values) == 3
+        assert choice.value == str(run / "checkpoints" / "cifar10_model_epoch_1.pth")  # the newest, shown
+        which = screen.query_one("#best-by", Select)
+        assert which.value == (best_by if best_by is not None else Select.NULL)
+        assert app.current_run_dir == run

@@ -52,6 +52,12 @@ def checkpoint_options(run_dir: Path | None) -> list[tuple[str, str]]:
     return options
 
 
+def _composed(select: Select) -> bool:
+    """Whether `select` has composed the label that setting its value updates (it is not, while the screen is
+    still being built: evaluate mode sets the run's checkpoints and "Which" as the app opens)."""
+    return bool(select.query("SelectCurrent #label"))
+
+
 class EvaluateScreen(AppScreen):
     NAV = "evaluate"
     AUTO_FOCUS = "#checkpoint-choice"
@@ -109,6 +115,9 @@ class EvaluateScreen(AppScreen):
 
     def refresh_options(self) -> None:
         select = self.query_one("#checkpoint-choice", Select)
+        if not _composed(select):  # setting a value before the Select has composed its label raises NoMatches
+            self.call_after_refresh(self.refresh_options)
+            return
         current = select.value
         options = checkpoint_options(self.resnet_app.current_run_dir)
         select.set_options(options)
@@ -147,7 +156,10 @@ class EvaluateScreen(AppScreen):
             self.query_one("#checkpoint-input", Input).value = source
             select = self.query_one("#checkpoint-choice", Select)
             if any(value == source for _, value in select._options):
-                select.value = source  # the list shows what is evaluated
+                if _composed(select):
+                    select.value = source  # the list shows what is evaluated
+                else:
+                    self.call_after_refresh(lambda: _composed(select) and setattr(select, "value", source))
         source = self.query_one("#checkpoint-input", Input).value.strip()
         if not source:
             self.notify("Choose a checkpoint, or type a path or URL first.", severity="warning")
@@ -167,7 +179,7 @@ class EvaluateScreen(AppScreen):
     def _show_which(self, value: str) -> None:
         """Set "Which" once its list is built (in evaluate mode the screen is still being composed)."""
         which = self.query_one("#best-by", Select)
-        if not which.query("SelectCurrent #label"):
+        if not _composed(which):
             self.set_timer(0.05, lambda: self._show_which(value))
             return
         if value == "checkpoint":
