@@ -64,26 +64,32 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape) if shape else "-"
 
 
-def info_tree(root: ModuleInfo) -> Tree:
-    def label(m: ModuleInfo) -> Text:
-        t = Text()
-        t.append(m.name.rsplit(".", 1)[-1] if m.name else "ResNet", style="bold")
+def module_label(m: ModuleInfo) -> Text:
+    """One node of the architecture tree, for `info` and the app's Model screen."""
+    t = Text()
+    name = m.name.rsplit(".", 1)[-1] if m.name else "ResNet"
+    if m.kind == "ResidualBlock":
+        name = f"block {name}"
+    t.append(name, style="bold")
+    if m.kind not in ("ResidualBlock", "Sequential", "ResNet"):  # containers are named by what they are
         t.append(f" {m.kind}", style="dim")
-        if m.detail:
-            t.append(f"({m.detail})", style="cyan")
-        t.append(f"  → {shape_text(m.output_shape)}", style="green")
-        t.append(f"  {m.params:,} params", style="magenta" if m.params else "dim")
-        if m.has_skip:
-            t.append("  ⤷ skip: + input", style="yellow")
-        if m.is_shortcut:
-            t.append("  shortcut: 3x3 conv + BN", style="yellow")
-        return t
+    if m.detail:
+        t.append(f"({m.detail})", style="cyan")
+    t.append(f" → {shape_text(m.output_shape)}", style="green")
+    t.append(f"  {m.params:,} params", style="magenta" if m.params else "dim")
+    if m.has_skip:
+        t.append("  ⤷ skip", style="bold yellow")
+    if m.is_shortcut:
+        t.append("  shortcut: 3x3 conv + BN", style="bold yellow")
+    return t
 
+
+def info_tree(root: ModuleInfo) -> Tree:
     def add(node: Tree, m: ModuleInfo) -> None:
         for c in m.children:
-            add(node.add(label(c)), c)
+            add(node.add(module_label(c)), c)
 
-    tree = Tree(label(root))
+    tree = Tree(module_label(root))
     add(tree, root)
     return tree
 
@@ -106,6 +112,8 @@ def print_info(layers: tuple[int, int, int], skip: bool, as_json: bool) -> None:
         return
     con = _wide_console()
     con.print(info_tree(root))
+    if skip:
+        con.print("⤷ skip: the block adds its input to its output · shortcut: 3x3 conv + BN where the channels change")
     con.print(f"Total: {root.params:,} trainable parameters (layers {','.join(map(str, layers))}{', no skip' if not skip else ''})")
     sys.stdout.flush()
 

@@ -17,24 +17,9 @@ if TYPE_CHECKING:
 
 
 def node_label(m: "ModuleInfo") -> Text:
-    from resnet_tui.report import shape_text  # report imports torch; the app starts without it
+    from resnet_tui.report import module_label  # report imports torch; the app starts without it
 
-    t = Text()
-    name = m.name.rsplit(".", 1)[-1] if m.name else "ResNet"
-    if m.kind == "ResidualBlock":
-        name = f"block {name}"
-    t.append(name, style="bold")
-    if m.kind not in ("ResidualBlock", "Sequential", "ResNet"):  # containers are named by what they are
-        t.append(f" {m.kind}", style="dim")
-    if m.detail:
-        t.append(f"({m.detail})", style="cyan")
-    t.append(f" → {shape_text(m.output_shape)}", style="green")
-    t.append(f"  {m.params:,} params", style="magenta" if m.params else "dim")
-    if m.has_skip:
-        t.append("  ⤷ skip", style="bold yellow")
-    if m.is_shortcut:
-        t.append("  shortcut: 3x3 conv + BN", style="bold yellow")
-    return t
+    return module_label(m)
 
 
 class ModelScreen(AppScreen):
