@@ -329,7 +329,7 @@ class Trainer:
                             break
                 if bad is None:
                     bad = flush(b + 1)
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:  # also torch.OutOfMemoryError on torch >= 2.5
                 seconds_this_process += time.perf_counter() - t0
                 status = "failed"
                 message = (f"CUDA ran out of memory at batch size {cfg.batch_size}; try --batch-size {max(cfg.batch_size // 2, 1)}")
