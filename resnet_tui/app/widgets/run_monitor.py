@@ -197,7 +197,7 @@ class RunMonitor(Vertical):
             text.append(f" · layers {','.join(map(str, c.get('layers', [])))} · {p.start.param_count:,} params")
             text.append("\nRun ", style="bold")
             text.append(p.start.run_dir)
-            text.append(f" · {p.start.n_train:,}/{p.start.n_test:,} images · {c.get('optimizer', '?')} lr {c.get('lr', 0):g}")
+            text.append(f" · {p.start.n_train:,} train / {p.start.n_test:,} test images · {c.get('optimizer', '?')} lr {c.get('lr', 0):g}")
         self._set_text("#run-header", text)
 
     def _render_progress(self) -> None:
