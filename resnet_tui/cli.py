@@ -406,20 +406,9 @@ def sweep(
 
     check_out_dir(plan)
     if not State.no_ui:
-        if not _app_has_mode("sweep"):
-            raise UserError("sweep: the app cannot show a sweep yet; add --no-ui to run it headless (plain log lines and the ranked table)")
         _open_app(mode="sweep", sweep_dir=plan.out, configs=[p.config for p in plan.points], plan=plan)
         return
     raise typer.Exit(run_headless_sweep(plan))
-
-
-def _app_has_mode(mode: str) -> bool:
-    """Whether the app lists `mode` in its APP_MODES (an app without the list is trusted to have it)."""
-    try:
-        from resnet_tui.app import app as app_module
-    except ImportError:
-        return True  # _open_app reports a missing app
-    return mode in getattr(app_module, "APP_MODES", (mode,))
 
 
 def run_headless_sweep(plan: Any) -> int:

@@ -161,7 +161,6 @@ def test_sweep_and_export_are_engine_modules() -> None:
 def test_sweep_without_no_ui_hands_the_plan_to_the_app(cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[dict] = []
     monkeypatch.setattr(cli, "_open_app", lambda **kw: opened.append(kw))
-    monkeypatch.setattr(cli, "_app_has_mode", lambda mode: mode == "sweep")
     out = tmp_path / "sw"
     code, _, err = run_cli(capsys, "sweep", "--optimizer", "sgd,adam", "--lr", "0.1,0.01,0.001", *tiny(cifar_dir), "--out", str(out))
     assert code == 0, err
@@ -170,13 +169,6 @@ def test_sweep_without_no_ui_hands_the_plan_to_the_app(cifar_dir: Path, tmp_path
     assert [(c.optimizer, c.lr) for c in kw["configs"]] == [(o, lr) for o in ("sgd", "adam") for lr in (0.1, 0.01, 0.001)]
     assert [p.run_dir for p in kw["plan"].points] == [out / f"optimizer={o},lr={lr:g}" for o in ("sgd", "adam") for lr in (0.1, 0.01, 0.001)]
     assert not out.exists()  # nothing ran: the app runs the sweep
-
-
-def test_sweep_without_no_ui_and_an_app_without_a_sweep_view(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_open_app", lambda **kw: pytest.fail("the app was opened"))
-    monkeypatch.setattr(cli, "_app_has_mode", lambda mode: False)
-    code, out, err = run_cli(capsys, "sweep", "--lr", "0.1,0.01", "--out", str(tmp_path / "sw"))
-    assert code == 2 and err.count("\n") == 1 and err.startswith("error: sweep:") and "--no-ui" in err
 
 
 def test_plan_slots_one_run_per_gpu() -> None:
