@@ -266,13 +266,17 @@ class ResNetApp(App[Any]):
     def on_training_finished(self, message: TrainingFinished) -> None:
         self.training = False
         self.run_end = message.end
-        if message.error:
-            self.report_error(message.error, title="Training could not run")
+        self._worker_done(message.error, "Training could not run", message.end)
+
+    def _worker_done(self, error: str | None, title: str, end: Any) -> None:
+        """A training or sweep worker has ended: report its error, wake waiters, quit if that was asked for."""
+        if error:
+            self.report_error(error, title=title)
         self._run_done.set()
         if self._quit_when_stopped:
             self.exit()
         elif self.exit_when_done:
-            self.exit(message.end)
+            self.exit(end)
 
     def watch_training(self, training: bool) -> None:
         if self.is_mounted:
@@ -353,13 +357,7 @@ class ResNetApp(App[Any]):
     def on_sweep_done(self, message: SweepDone) -> None:
         self.training = False
         self.sweep_end = message.end
-        if message.error:
-            self.report_error(message.error, title="Sweep could not run")
-        self._run_done.set()
-        if self._quit_when_stopped:
-            self.exit()
-        elif self.exit_when_done:
-            self.exit(message.end)
+        self._worker_done(message.error, "Sweep could not run", message.end)
 
     # ---------------------------------------------------------------- data shared by screens
 
