@@ -34,11 +34,11 @@ from torch import nn, optim
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resnet_tui.config import build_config  # noqa: E402
-from resnet_tui.data import Split, load_data  # noqa: E402
-from resnet_tui.device import describe_device, resolve_device  # noqa: E402
-from resnet_tui.model import ResNet  # noqa: E402
-from resnet_tui.train import Trainer  # noqa: E402
+from resnet_tui.core.config import build_config  # noqa: E402
+from resnet_tui.core.data import Split, load_data  # noqa: E402
+from resnet_tui.core.device import describe_device, resolve_device  # noqa: E402
+from resnet_tui.core.model import ResNet  # noqa: E402
+from resnet_tui.core.train import Trainer  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg"
 

@@ -18,8 +18,8 @@ try:  # typer >= 0.20 vendors click
 except ImportError:  # pragma: no cover - older typer
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
-from resnet_tui.config import FIELDS, ConfigError, TrainConfig, build_config, parse_field, read_toml
-from resnet_tui.errors import UserError
+from resnet_tui.core.config import FIELDS, ConfigError, TrainConfig, build_config, parse_field, read_toml
+from resnet_tui.core.errors import UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -100,7 +100,7 @@ def resolve_config(config_file: Optional[Path], flags: dict[str, Any]) -> TrainC
     device_type = "cpu"
     preset = flag_values.get("preset", file_values.get("preset", "lab"))
     if preset != "lab":  # the fast preset picks its batch size by device
-        from resnet_tui.device import resolve_device
+        from resnet_tui.core.device import resolve_device
 
         device_type = resolve_device(flag_values.get("device", file_values.get("device", "auto"))).type
     return build_config(file_values, flag_values, device_type)
@@ -122,7 +122,7 @@ def train(
         cfg, run_path = _resume_config(resume, flags)
     else:
         cfg = resolve_config(config, flags)
-        from resnet_tui.runs import default_run_dir
+        from resnet_tui.core.runs import default_run_dir
 
         run_path = run_dir or default_run_dir()
     if not State.no_ui:
@@ -133,8 +133,8 @@ def train(
 
 
 def _resume_config(resume: Path, flags: dict[str, Any]) -> tuple[TrainConfig, Path]:
-    from resnet_tui.config import parse_mapping, tomllib
-    from resnet_tui.runs import CONFIG_NAME
+    from resnet_tui.core.config import parse_mapping, tomllib
+    from resnet_tui.core.runs import CONFIG_NAME
 
     cfg_path = resume / CONFIG_NAME
     if not resume.is_dir() or not cfg_path.exists():
@@ -162,7 +162,7 @@ def run_headless_training(cfg: TrainConfig, run_path: Path, resume: bool = False
     import signal
 
     from resnet_tui.headless import HeadlessPrinter
-    from resnet_tui.train import train as run_train
+    from resnet_tui.core.train import train as run_train
 
     received: list[int] = []
 
@@ -219,28 +219,28 @@ def evaluate(
         if best_by is None:
             _open_app(mode="evaluate", checkpoint=source, config=app_config)
         elif best_by == "train_loss":  # chosen from metrics.jsonl here, without torch; the app evaluates it
-            from resnet_tui.runs import best_checkpoint as find_best
+            from resnet_tui.core.runs import best_checkpoint as find_best
 
             chosen = find_best(source, "train_loss")
             assert chosen is not None
             _open_app(mode="evaluate", checkpoint=str(chosen.path), config=app_config)
         else:  # the app's Evaluate screen evaluates each epoch checkpoint, with progress, and shows the best
-            from resnet_tui.runs import best_candidates
+            from resnet_tui.core.runs import best_candidates
 
             best_candidates(source, "eval_loss")  # a run without epoch records is a one-line error here, as with --no-ui
             _open_app(mode="evaluate", checkpoint=source, config=app_config, best_by="eval_loss")
         return
-    from resnet_tui.data import load_split
-    from resnet_tui.device import resolve_device
-    from resnet_tui.evaluate import evaluate_checkpoint
+    from resnet_tui.core.data import load_split
+    from resnet_tui.core.device import resolve_device
+    from resnet_tui.core.evaluate import evaluate_checkpoint
     from resnet_tui.report import print_eval
 
-    from resnet_tui.checkpoint import read_state_dict
+    from resnet_tui.core.checkpoint import read_state_dict
 
     torch_device = resolve_device(dev)
     chosen = None
     if best_by is not None:
-        from resnet_tui.runs import best_candidates, best_checkpoint
+        from resnet_tui.core.runs import best_candidates, best_checkpoint
 
         best_candidates(source, best_by)  # a run without epoch records fails before the data is loaded
         if best_by == "train_loss":
@@ -269,7 +269,7 @@ def evaluate(
                           "losses": {str(e): v for e, v in chosen.losses.items()}}}
     print_eval(result, source, as_json=as_json, extra=extra)
     if confusion_csv is not None:
-        from resnet_tui.export import write_confusion_csv
+        from resnet_tui.core.export import write_confusion_csv
 
         write_confusion_csv(result.classes, result.confusion, confusion_csv)
         if confusion_csv != "-":
@@ -278,7 +278,7 @@ def evaluate(
 
 def _best_by(best: bool, by: Optional[str], checkpoint: Optional[str], pretrained: bool) -> Optional[str]:
     """The --best criterion, or None without --best. Errors: --by without --best, an unknown --by, no run directory."""
-    from resnet_tui.runs import BEST_BY
+    from resnet_tui.core.runs import BEST_BY
 
     if by is not None and by.strip().lower().replace("-", "_") not in BEST_BY:
         raise UserError(f"--by: got {by!r}, expected one of {', '.join(BEST_BY)}")
@@ -297,8 +297,8 @@ def _best_by(best: bool, by: Optional[str], checkpoint: Optional[str], pretraine
 
 def _checkpoint_source(checkpoint: Optional[str], pretrained: bool) -> str:
     """CHECKPOINT may be a file, a URL or a run directory (its last epoch checkpoint); --pretrained is the lab's."""
-    from resnet_tui.checkpoint import PRETRAINED_URL
-    from resnet_tui.runs import RunDir
+    from resnet_tui.core.checkpoint import PRETRAINED_URL
+    from resnet_tui.core.runs import RunDir
 
     if pretrained and checkpoint:
         raise UserError(f"CHECKPOINT: got {checkpoint!r} and --pretrained, expected one of them")
@@ -340,7 +340,7 @@ def info(
 @app.command()
 def watch(run_dir: Path = typer.Argument(..., help="a run directory that another process is training into", metavar="RUN_DIR")) -> None:
     """Follow a run another process is writing (e.g. under nohup or Slurm) through its metrics.jsonl: chart, progress, log, evaluation."""
-    from resnet_tui.runs import METRICS_NAME
+    from resnet_tui.core.runs import METRICS_NAME
 
     if not (run_dir / METRICS_NAME).is_file():
         raise UserError(f"RUN_DIR: got {str(run_dir)!r}, expected a run directory with {METRICS_NAME}")
@@ -354,7 +354,7 @@ def watch(run_dir: Path = typer.Argument(..., help="a run directory that another
 
 def with_sweep_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """One option per config field that takes a list of values (booleans as on,off; layers separated by ';')."""
-    from resnet_tui.sweep import SINGLE_VALUED, separator
+    from resnet_tui.core.sweep import SINGLE_VALUED, separator
 
     sig = inspect.signature(func)
     params = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
@@ -389,8 +389,8 @@ def sweep(
     Each run gets a directory in SWEEP_DIR named after its values (optimizer=adam,lr=0.01). With several CUDA GPUs
     one run trains per GPU at a time; otherwise one after another. Starting the same sweep again keeps the finished runs.
     """
-    from resnet_tui.config import FIELD_BY_NAME
-    from resnet_tui.sweep import default_sweep_dir, parse_axes, plan_sweep
+    from resnet_tui.core.config import FIELD_BY_NAME
+    from resnet_tui.core.sweep import default_sweep_dir, parse_axes, plan_sweep
 
     order = [k for k in ctx.params if k in FIELD_BY_NAME]  # command-line order: the first flag varies slowest
     values = parse_axes({k: flags[k] for k in order if flags.get(k) is not None})
@@ -398,11 +398,11 @@ def sweep(
     presets = values.get("preset", [file_values.get("preset", "lab")])
     device_type = "cpu"
     if any(p != "lab" for p in presets):  # the fast preset picks its batch size by device
-        from resnet_tui.device import resolve_device
+        from resnet_tui.core.device import resolve_device
 
         device_type = resolve_device(values.get("device", [file_values.get("device", "auto")])[0]).type
     plan = plan_sweep(out or default_sweep_dir(), values, file_values, device_type)
-    from resnet_tui.sweep import check_out_dir
+    from resnet_tui.core.sweep import check_out_dir
 
     check_out_dir(plan)
     if not State.no_ui:
@@ -415,7 +415,7 @@ def run_headless_sweep(plan: Any) -> int:
     """Run a sweep with plain log lines, then print the ranked table. Signals stop the current run(s), which save."""
     import signal
 
-    from resnet_tui import sweep as sw
+    from resnet_tui.core import sweep as sw
     from resnet_tui.headless import HeadlessPrinter, lab_time
     from resnet_tui.report import print_sweep_table
 
@@ -484,7 +484,7 @@ def runs_list(
 ) -> None:
     """List the run directories: start, status, epochs, optimizer, lr, last loss, test accuracy."""
     from resnet_tui.report import print_runs
-    from resnet_tui.runs import list_runs
+    from resnet_tui.core.runs import list_runs
 
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"--runs-dir: got {str(runs_dir)!r}, expected a folder")
@@ -498,7 +498,7 @@ def runs_export(
     confusion_csv: Optional[str] = typer.Option(None, "--confusion-csv", help="write the confusion matrix of the run's final evaluation as CSV (- for stdout)", metavar="FILE"),
 ) -> None:
     """Export a run's metrics.jsonl as CSV: columns kind,epoch,batch,loss,images,time,lr,train_loss,seconds,images_per_sec,accuracy,nll."""
-    from resnet_tui.export import last_eval, metrics_path, write_confusion_csv, write_metrics_csv
+    from resnet_tui.core.export import last_eval, metrics_path, write_confusion_csv, write_metrics_csv
 
     if csv_file is None and confusion_csv is None:
         raise UserError("runs export: expected --csv FILE and/or --confusion-csv FILE")

@@ -7,7 +7,7 @@ import sys
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from resnet_tui import events as ev
+from resnet_tui.core import events as ev
 
 
 def lab_time() -> str:

@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from resnet_tui.evaluate import EvalResult
-from resnet_tui.model import ModuleInfo, describe
+from resnet_tui.core.evaluate import EvalResult
+from resnet_tui.core.model import ModuleInfo, describe
 
 
 def _console() -> Console:
@@ -174,7 +174,7 @@ def print_runs(summaries: list, root: object, as_json: bool = False) -> None:
 
 def print_sweep_table(results: list, sweep_dir: object) -> None:
     """The sweep's runs (sweep.SweepResult) ranked by test accuracy, best first."""
-    from resnet_tui.sweep import rank
+    from resnet_tui.core.sweep import rank
 
     con = _wide_console()
     t = Table(title=f"sweep {sweep_dir}: ranked by test accuracy")

@@ -18,9 +18,9 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_tui import data
-from resnet_tui.data import CLASS_NAMES
-from resnet_tui.errors import UserError
+from resnet_tui.core import data
+from resnet_tui.core.data import CLASS_NAMES
+from resnet_tui.core.errors import UserError
 
 FOLDER_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

@@ -7,10 +7,10 @@ import json
 
 import torch
 
-from resnet_tui import runs as runs_mod
-from resnet_tui import train as train_mod
-from resnet_tui.config import TrainConfig
-from resnet_tui.data import load_data
+from resnet_tui.core import runs as runs_mod
+from resnet_tui.core import train as train_mod
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.data import load_data
 
 
 def test_disk_full_while_saving_keeps_the_last_checkpoint(cifar_dir, tmp_path, monkeypatch):
@@ -46,7 +46,7 @@ def test_disk_full_while_saving_keeps_the_last_checkpoint(cifar_dir, tmp_path, m
 def test_bad_data_leaves_no_run_folder_behind(tmp_path):
     import pytest
 
-    from resnet_tui.errors import UserError
+    from resnet_tui.core.errors import UserError
 
     cfg = TrainConfig(data=str(tmp_path / "missing"), layers=(1, 1, 1), device="cpu")
     with pytest.raises(UserError, match="--data"):

@@ -17,13 +17,13 @@ import pytest
 import torch
 
 from resnet_tui import cli
-from resnet_tui.config import TrainConfig, tomllib
-from resnet_tui.data import load_split
-from resnet_tui.evaluate import evaluate_checkpoint
-from resnet_tui.model import ResNet
-from resnet_tui.runs import RunDir, best_checkpoint, iter_metrics, summarize
-from resnet_tui import sweep as sw
-from resnet_tui.checkpoint import read_state_dict, save_state_dict
+from resnet_tui.core.config import TrainConfig, tomllib
+from resnet_tui.core.data import load_split
+from resnet_tui.core.evaluate import evaluate_checkpoint
+from resnet_tui.core.model import ResNet
+from resnet_tui.core.runs import RunDir, best_checkpoint, iter_metrics, summarize
+from resnet_tui.core import sweep as sw
+from resnet_tui.core.checkpoint import read_state_dict, save_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -55,7 +55,7 @@ def table_rows(text: str) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def trained_run(cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real finished run: 2 epochs of 2 batches, then the evaluation on 50 test images."""
-    from resnet_tui.train import train
+    from resnet_tui.core.train import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny-run"
     cfg = TrainConfig(data=str(cifar_dir), limit_train=64, limit_eval=50, batch_size=32, layers=(1, 1, 1), epochs=2, lr=0.05, device="cpu")
@@ -152,7 +152,7 @@ def test_sweep_bad_value_through_the_entry_point(tmp_path: Path) -> None:
 
 def test_sweep_and_export_are_engine_modules() -> None:
     """No UI library, and no torch until runs are trained: planning a sweep stays fast for the form and --help."""
-    code = ("import sys, resnet_tui.sweep, resnet_tui.export; "
+    code = ("import sys, resnet_tui.core.sweep, resnet_tui.core.export; "
             "bad = [m for m in ('textual', 'rich', 'torch') if m in sys.modules]; assert not bad, bad")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert p.returncode == 0, p.stderr

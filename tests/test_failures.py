@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnet_tui import checkpoint
-from resnet_tui import events as ev
-from resnet_tui import train as train_mod
-from resnet_tui.config import TrainConfig
-from resnet_tui.data import load_data
-from resnet_tui.errors import UserError
-from resnet_tui.model import ResNet
+from resnet_tui.core import checkpoint
+from resnet_tui.core import events as ev
+from resnet_tui.core import train as train_mod
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.data import load_data
+from resnet_tui.core.errors import UserError
+from resnet_tui.core.model import ResNet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +143,7 @@ def test_out_of_memory_ends_the_run_as_failed_with_a_smaller_batch_size_hint(spl
 def test_out_of_memory_in_the_headless_cli_exits_nonzero_with_the_hint(cifar_dir, tmp_path, tiny, metrics_of):
     code = (
         "import sys, torch\n"
-        "import resnet_tui.train as t\n"
+        "import resnet_tui.core.train as t\n"
         "real = t.loss_fn\n"
         "def loss_fn(cfg):\n"
         "    crit = real(cfg)\n"

@@ -188,10 +188,10 @@ def test_resume_can_only_change_epochs_and_device(cifar_dir, tiny, tiny_run, cli
 def test_resume_with_more_epochs_trains_with_the_learning_rate_it_records(cifar_dir, tmp_path, monkeypatch):
     """--resume --epochs N stretches the warm-up/decay schedule; the lr each step uses is the lr metrics.jsonl records,
     from the first resumed batch on."""
-    from resnet_tui import train as train_mod
-    from resnet_tui.config import TrainConfig
-    from resnet_tui.data import load_data
-    from resnet_tui.runs import iter_metrics
+    from resnet_tui.core import train as train_mod
+    from resnet_tui.core.config import TrainConfig
+    from resnet_tui.core.data import load_data
+    from resnet_tui.core.runs import iter_metrics
 
     used: list[float] = []
     real_build = train_mod.build_optimizer

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from resnet_tui import events as ev
-from resnet_tui.config import TrainConfig
-from resnet_tui.train import train
+from resnet_tui.core import events as ev
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.train import train
 
 
 @pytest.mark.slow

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_tui import checkpoint, evaluate
-from resnet_tui.data import load_image_folder, normalize
-from resnet_tui.errors import UserError
-from resnet_tui.model import ResNet, describe, param_count
+from resnet_tui.core import checkpoint, evaluate
+from resnet_tui.core.data import load_image_folder, normalize
+from resnet_tui.core.errors import UserError
+from resnet_tui.core.model import ResNet, describe, param_count
 
 
 # ---------------------------------------------------------------- the lab's classes, as in the notebook

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resnet_tui import events as ev
-from resnet_tui import train as train_mod
-from resnet_tui.config import TrainConfig
-from resnet_tui.data import DeviceBatches, Split, epoch_generator, load_data, normalize, translate_and_flip
-from resnet_tui.model import ResNet
+from resnet_tui.core import events as ev
+from resnet_tui.core import train as train_mod
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.data import DeviceBatches, Split, epoch_generator, load_data, normalize, translate_and_flip
+from resnet_tui.core.model import ResNet
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_compile_failing_at_first_call_falls_back(tiny_splits, tmp_path, monkeyp
 
 
 def test_fast_preset_trains_with_its_recipe(tiny_splits, tmp_path):
-    from resnet_tui.config import build_config
+    from resnet_tui.core.config import build_config
 
     cfg = build_config({}, {"preset": "fast", "epochs": 2, "layers": (1, 1, 1), "device": "cpu"}, "cpu")
     assert cfg.augment and cfg.nesterov and cfg.momentum == 0.9 and cfg.label_smoothing == 0.1
@@ -184,7 +184,7 @@ def test_fast_preset_trains_with_its_recipe(tiny_splits, tmp_path):
 
 
 def test_evaluation_uses_large_batches_under_inference_mode(tiny_splits, monkeypatch):
-    from resnet_tui import evaluate as evaluate_mod
+    from resnet_tui.core import evaluate as evaluate_mod
 
     sizes = []
     model = ResNet((1, 1, 1))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_tui.config import TrainConfig, read_toml, tomllib
-from resnet_tui.runs import atomic_write, atomic_write_text
+from resnet_tui.core.config import TrainConfig, read_toml, tomllib
+from resnet_tui.core.runs import atomic_write, atomic_write_text
 
 LOG = r"\[LOG \d{8}-\d{2}:\d{2}:\d{2}\]"
 BATCH_LINE = re.compile(rf"^{LOG} epoch: (\d+), batch: (\d+) train-loss: (\d+\.\d{{4}})$")

@@ -25,9 +25,9 @@ from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from resnet_tui import events as ev
-from resnet_tui.config import TrainConfig
-from resnet_tui.errors import UserError
+from resnet_tui.core import events as ev
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.errors import UserError
 from resnet_tui.app.messages import SweepDone, SweepEvents, TrainingEvents, TrainingFinished
 from resnet_tui.app.relay import EventRelay
 from resnet_tui.app.screens.data import DataScreen
@@ -89,7 +89,7 @@ class ResNetApp(App[Any]):
             raise ValueError(f"mode: got {mode!r}, expected one of {', '.join(APP_MODES)}")
         self.start_mode = mode
         if mode == "sweep" and plan is None:
-            raise ValueError("mode 'sweep' needs plan (a resnet_tui.sweep.SweepPlan)")
+            raise ValueError("mode 'sweep' needs plan (a resnet_tui.core.sweep.SweepPlan)")
         self.sweep_plan = plan  # sweep_dir and configs are the plan's (out, and each point's config)
         self.sweep_end: Any = None  # the sweep's SweepFinished
         if mode == "sweep" and config is None and plan.points:
@@ -208,7 +208,7 @@ class ResNetApp(App[Any]):
             assert config is not None
         else:
             screen.form.load(config)
-        from resnet_tui.runs import default_run_dir
+        from resnet_tui.core.runs import default_run_dir
 
         path = Path(run_dir) if run_dir is not None else default_run_dir(self.runs_root)
         self.current_run_dir = path
@@ -233,7 +233,7 @@ class ResNetApp(App[Any]):
         end: ev.RunEnd | None = None
         error = ""
         try:
-            from resnet_tui.train import Trainer
+            from resnet_tui.core.train import Trainer
 
             end = Trainer(config, run_dir, relay, should_stop=lambda: worker.is_cancelled, resume=resume, splits=splits).run_training()
         except UserError as e:
@@ -324,7 +324,7 @@ class ResNetApp(App[Any]):
 
     @work(thread=True, exit_on_error=False, name="sweep", group="training")
     def _sweep(self, plan: Any) -> Any:
-        from resnet_tui import sweep as sw
+        from resnet_tui.core import sweep as sw
 
         worker = get_current_worker()
         # Per-batch events wait in the buffer (posted about 4 times a second); the rest are posted at once.
@@ -344,7 +344,7 @@ class ResNetApp(App[Any]):
         return end
 
     def on_sweep_events(self, message: SweepEvents) -> None:
-        from resnet_tui import sweep as sw
+        from resnet_tui.core import sweep as sw
 
         self.sweep_screen.apply(message.events)
         for e in message.events:
@@ -363,7 +363,7 @@ class ResNetApp(App[Any]):
 
     def load_split_cached(self, data: str, split: str, data_dir: str | None, limit: int | None) -> Any:
         """Load a split once per app (from a worker thread); the Data and Evaluate screens share it."""
-        from resnet_tui.data import load_split
+        from resnet_tui.core.data import load_split
 
         key = (data, split, data_dir, limit)
         with self._split_lock:
@@ -441,7 +441,7 @@ class ResNetApp(App[Any]):
         self.evaluate_screen.action_evaluate()
 
     async def _command_evaluate_pretrained(self) -> None:
-        from resnet_tui.checkpoint import PRETRAINED_URL
+        from resnet_tui.core.checkpoint import PRETRAINED_URL
 
         await self.switch_mode("evaluate")
         self.evaluate_screen.action_evaluate(PRETRAINED_URL)

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from resnet_tui.config import TrainConfig
+from resnet_tui.core.config import TrainConfig
 
 
 def app_images_per_sec(cfg: TrainConfig, run_dir: str | Path, splits: tuple[Any, Any] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from resnet_tui import events as ev
+from resnet_tui.core import events as ev
 
 
 class TrainingEvents(Message):
@@ -25,7 +25,7 @@ class TrainingFinished(Message):
 
 
 class SweepEvents(Message):
-    """A batch of sweep events (resnet_tui.sweep: SweepStarted, RunStarted, RunEvent, RunFinished, SweepFinished)."""
+    """A batch of sweep events (resnet_tui.core.sweep: SweepStarted, RunStarted, RunEvent, RunFinished, SweepFinished)."""
 
     def __init__(self, events: list) -> None:
         super().__init__()

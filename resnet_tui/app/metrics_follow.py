@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from resnet_tui import events as ev
+from resnet_tui.core import events as ev
 
 
 class MetricsFollower:
@@ -51,7 +51,7 @@ class MetricsFollower:
 
 
 def _eval_result(rec: dict[str, Any]) -> Any:
-    from resnet_tui.evaluate import EvalResult
+    from resnet_tui.core.evaluate import EvalResult
 
     classes = list(rec.get("classes") or [])
     k = len(classes)
@@ -79,7 +79,7 @@ def event_from_record(rec: dict[str, Any], run_dir: str | Path = "") -> ev.Event
                                int(rec.get("images", 0)), float(rec.get("time", 0.0)), float(rec.get("lr", 0.0)))
         if kind == "start":
             resumed = rec.get("resumed_at") or {}
-            from resnet_tui.config import TrainConfig
+            from resnet_tui.core.config import TrainConfig
 
             config = {**TrainConfig().to_dict(), **dict(rec.get("config") or {})}  # keys a newer or older writer lacks
             return ev.TrainStart(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from resnet_tui import events as ev
+from resnet_tui.core import events as ev
 
 POST_SECONDS = 0.25
 

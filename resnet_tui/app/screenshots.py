@@ -33,7 +33,7 @@ async def take_screenshots(data: str, out: str, size: tuple[int, int], work_dir:
     from pathlib import Path
 
     from resnet_tui.app.app import ResNetApp
-    from resnet_tui.config import TrainConfig
+    from resnet_tui.core.config import TrainConfig
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

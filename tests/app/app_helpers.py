@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from resnet_tui.config import TrainConfig
+from resnet_tui.core.config import TrainConfig
 from resnet_tui.app.screenshots import screen_text
 
 __all__ = ["batch_records", "eval_record", "screen_text", "shown_text", "start_record", "wait_for", "write_run"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_tui.config import TrainConfig
+from resnet_tui.core.config import TrainConfig
 
 from app_helpers import batch_records, eval_record, start_record, write_run
 
@@ -25,7 +25,7 @@ def tiny_config(cifar_dir: Path) -> TrainConfig:
 @pytest.fixture(scope="session")
 def trained_run(cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real run directory with one epoch checkpoint, made by the engine's Trainer (no app)."""
-    from resnet_tui.train import Trainer
+    from resnet_tui.core.train import Trainer
 
     run_dir = tmp_path_factory.mktemp("trained") / "run"
     cfg = TrainConfig(data=str(cifar_dir), epochs=1, batch_size=32, layers=(1, 1, 1), limit_train=64, limit_eval=50, device="cpu")

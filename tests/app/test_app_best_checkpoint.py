@@ -12,11 +12,11 @@ from textual.widgets import ProgressBar, Select
 
 from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.evaluate import EvaluateScreen
-from resnet_tui.config import TrainConfig
-from resnet_tui.data import load_split
-from resnet_tui.device import resolve_device
-from resnet_tui.model import ResNet
-from resnet_tui.runs import best_checkpoint
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.data import load_split
+from resnet_tui.core.device import resolve_device
+from resnet_tui.core.model import ResNet
+from resnet_tui.core.runs import best_checkpoint
 
 from app_helpers import batch_records, shown_text, start_record, wait_for, write_run
 

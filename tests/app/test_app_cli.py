@@ -8,7 +8,7 @@ import pytest
 
 import resnet_tui.app
 from resnet_tui.cli import main
-from resnet_tui.config import TrainConfig
+from resnet_tui.core.config import TrainConfig
 
 from app_helpers import start_record, write_run
 
@@ -47,7 +47,7 @@ def test_watch_without_metrics_is_a_one_line_error(opened, tmp_path, capsys):
 
 def test_an_app_mode_the_app_does_not_have_is_a_one_line_error():
     from resnet_tui.app.app import run_app
-    from resnet_tui.errors import UserError
+    from resnet_tui.core.errors import UserError
 
     with pytest.raises(UserError, match="the app has no plot view"):
         run_app(mode="plot")

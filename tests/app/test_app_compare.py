@@ -10,7 +10,7 @@ from textual.widgets import DataTable
 from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.compare import CompareChart, CompareScreen, load_curve, smooth
 from resnet_tui.app.screens.runs import RunsScreen
-from resnet_tui.config import TrainConfig
+from resnet_tui.core.config import TrainConfig
 
 from app_helpers import batch_records, eval_record, shown_text, start_record, wait_for, write_run
 
@@ -24,7 +24,7 @@ def test_smoothing_is_an_ema_that_keeps_the_first_value_and_damps_noise():
 
 
 def add_sweep(root: Path) -> Path:
-    """A sweep folder with two finished runs, as resnet_tui.sweep leaves it."""
+    """A sweep folder with two finished runs, as resnet_tui.core.sweep leaves it."""
     sweep = root / "sweep-20261128-140000"
     sweep.mkdir(parents=True)
     (sweep / "sweep.json").write_text('{"version": 1, "runs": []}\n')

@@ -7,10 +7,10 @@ from textual.widgets import Input, ProgressBar, Select
 from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.evaluate import PRETRAINED_LABEL, EvaluateScreen
 from resnet_tui.app.widgets.confusion import PredictionCard
-from resnet_tui.config import TrainConfig
-from resnet_tui.data import load_split
-from resnet_tui.device import resolve_device
-from resnet_tui.evaluate import evaluate_checkpoint
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.data import load_split
+from resnet_tui.core.device import resolve_device
+from resnet_tui.core.evaluate import evaluate_checkpoint
 
 from app_helpers import screen_text, shown_text, wait_for
 

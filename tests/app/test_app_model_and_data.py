@@ -10,8 +10,8 @@ from resnet_tui.app.screens.data import DataScreen
 from resnet_tui.app.screens.model import ModelScreen
 from resnet_tui.app.widgets.config_form import ConfigForm
 from resnet_tui.app.widgets.pixels import PixelImage
-from resnet_tui.config import TrainConfig
-from resnet_tui.data import load_split
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.data import load_split
 
 from app_helpers import screen_text, shown_text, wait_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.command import CommandPalette
 
 from resnet_tui.app.app import ResNetApp
-from resnet_tui.config import TrainConfig
+from resnet_tui.core.config import TrainConfig
 from resnet_tui.app.screens.data import DataScreen
 from resnet_tui.app.screens.dialogs import HelpScreen
 from resnet_tui.app.screens.evaluate import EvaluateScreen

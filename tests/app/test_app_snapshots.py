@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from resnet_tui import events as ev
+from resnet_tui.core import events as ev
 from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.evaluate import EvaluateScreen
-from resnet_tui.config import TrainConfig
-from resnet_tui.evaluate import EvalResult
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.evaluate import EvalResult
 
 from app_helpers import wait_for
 
@@ -112,7 +112,7 @@ def test_data_screen(snap_compare, size, data_link):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_evaluate_screen_with_results(snap_compare, size, data_link):
-    from resnet_tui.data import load_split
+    from resnet_tui.core.data import load_split
 
     test_split = load_split(data_link, "test", limit=50)
 

@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.dialogs import ConfirmQuit
 from resnet_tui.app.screens.sweep import SweepScreen
-from resnet_tui.sweep import parse_axes, plan_sweep
+from resnet_tui.core.sweep import parse_axes, plan_sweep
 
 from app_helpers import shown_text, wait_for
 

@@ -8,7 +8,7 @@ from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.widgets.config_form import ConfigForm
 import pytest
 
-from resnet_tui.config import ConfigError, TrainConfig, parse_field
+from resnet_tui.core.config import ConfigError, TrainConfig, parse_field
 
 from app_helpers import screen_text, shown_text, wait_for
 
@@ -108,8 +108,8 @@ async def test_skip_off_in_the_form_trains_the_plain_network(tiny_config, tmp_pa
     """The form's "Skip connections" goes through parse_field into the TrainConfig the app trains with."""
     import tomllib
 
-    from resnet_tui.model import ResNet, param_count
-    from resnet_tui.runs import iter_metrics
+    from resnet_tui.core.model import ResNet, param_count
+    from resnet_tui.core.runs import iter_metrics
 
     app = ResNetApp(config=tiny_config.replace(epochs=1), runs_root=tmp_path / "runs", device_label="CPU")
     async with app.run_test(size=(80, 24)) as pilot:

@@ -12,7 +12,7 @@ from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.dialogs import ConfirmQuit
 from resnet_tui.app.screens.model import ModelScreen
 from resnet_tui.app.widgets.config_form import ConfigForm
-from resnet_tui.runs import iter_metrics
+from resnet_tui.core.runs import iter_metrics
 
 from app_helpers import screen_text, shown_text, wait_for
 

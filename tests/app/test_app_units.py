@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 
-from resnet_tui import events as ev
+from resnet_tui.core import events as ev
 from resnet_tui.app.metrics_follow import MetricsFollower, event_from_record
 from resnet_tui.app.relay import EventRelay
-from resnet_tui.app.run_progress import RunProgress
+from resnet_tui.core.progress import RunProgress
 from resnet_tui.app.widgets.loss_chart import bucket
 from resnet_tui.app.widgets.pixels import HalfBlockImage, rescale, to_hwc
 
@@ -167,7 +167,7 @@ async def test_run_monitor_redraws_at_most_every_half_second_but_at_once_for_mil
         flushes = []
         original = monitor.flush
         monkeypatch.setattr(monitor, "flush", lambda: (flushes.append(1), original())[1])
-        from resnet_tui.config import TrainConfig
+        from resnet_tui.core.config import TrainConfig
 
         monitor.apply([ev.TrainStart(TrainConfig(epochs=1, batch_size=10).to_dict(), "run", "GPU", 1, 1000, 10, 100)])
         assert len(flushes) == 1  # a milestone: at once

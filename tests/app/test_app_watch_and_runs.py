@@ -10,7 +10,7 @@ from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.run_view import RunViewScreen
 from resnet_tui.app.screens.runs import RunsScreen
 from resnet_tui.app.widgets.confusion import EvalReport
-from resnet_tui.config import TrainConfig
+from resnet_tui.core.config import TrainConfig
 
 from app_helpers import batch_records, eval_record, screen_text, shown_text, start_record, wait_for, write_run
 

@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
-from resnet_tui.runs import METRICS_NAME, RunSummary, iter_metrics, summarize
+from resnet_tui.core.runs import METRICS_NAME, RunSummary, iter_metrics, summarize
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.loss_chart import MAX_POINTS, bucket
 

@@ -17,7 +17,7 @@ from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.pixels import PixelImage
 
 if TYPE_CHECKING:
-    from resnet_tui.data import Split
+    from resnet_tui.core.data import Split
     from resnet_tui.app.app import ResNetApp
 
 ALL_CLASSES = -1
@@ -100,7 +100,7 @@ class DataScreen(AppScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="data")
     def _load(self, data: str, data_dir: str | None, split: str, limit: int | None) -> None:
-        from resnet_tui.errors import UserError
+        from resnet_tui.core.errors import UserError
 
         try:
             loaded = self.resnet_app.load_split_cached(data, split, data_dir, limit)

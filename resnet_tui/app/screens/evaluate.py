@@ -17,8 +17,8 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from resnet_tui.config import TrainConfig
-from resnet_tui.runs import RunDir
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.runs import RunDir
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.confusion import EvalReport, PredictionGrid
 
@@ -46,7 +46,7 @@ def checkpoint_options(run_dir: Path | None) -> list[tuple[str, str]]:
     if run_dir is not None:
         for epoch0, path in reversed(RunDir(run_dir).list_checkpoints()):
             options.append((f"{run_dir.name}: epoch {epoch0 + 1} ({path.name})", str(path)))
-    from resnet_tui.checkpoint import PRETRAINED_URL  # imports torch: only when the screen is first shown
+    from resnet_tui.core.checkpoint import PRETRAINED_URL  # imports torch: only when the screen is first shown
 
     options.append((PRETRAINED_LABEL, PRETRAINED_URL))
     return options
@@ -197,10 +197,10 @@ class EvaluateScreen(AppScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
     def _evaluate(self, source: str, cfg: TrainConfig, best_by: str | None = None) -> None:
-        from resnet_tui.checkpoint import read_state_dict
-        from resnet_tui.device import resolve_device
-        from resnet_tui.errors import UserError
-        from resnet_tui.evaluate import evaluate_checkpoint
+        from resnet_tui.core.checkpoint import read_state_dict
+        from resnet_tui.core.device import resolve_device
+        from resnet_tui.core.errors import UserError
+        from resnet_tui.core.evaluate import evaluate_checkpoint
 
         worker = get_current_worker()
         progress = lambda done, total: self.post_message(self.Progress(done, total))  # noqa: E731
@@ -213,7 +213,7 @@ class EvaluateScreen(AppScreen):
                 if best_run is None:
                     raise UserError(f"best checkpoint: got {source!r}, expected a run directory or one of its epoch checkpoints")
             if best_by == "eval_loss":
-                from resnet_tui.runs import best_candidates, best_checkpoint
+                from resnet_tui.core.runs import best_candidates, best_checkpoint
 
                 best_candidates(best_run, "eval_loss")  # a run without epoch records fails before the data is loaded
                 split = self.resnet_app.load_split_cached(cfg.data, "test", cfg.data_dir, cfg.limit_eval)
@@ -223,7 +223,7 @@ class EvaluateScreen(AppScreen):
                     source, note = str(best.path), best.reason() + "; chosen on the same test images, so optimistic"
             else:
                 if best_by == "train_loss":
-                    from resnet_tui.runs import best_checkpoint
+                    from resnet_tui.core.runs import best_checkpoint
 
                     best = best_checkpoint(best_run, "train_loss")
                     assert best is not None

@@ -12,7 +12,7 @@ from textual.widgets import Static, Tree
 from resnet_tui.app.screens.base import AppScreen
 
 if TYPE_CHECKING:
-    from resnet_tui.model import ModuleInfo
+    from resnet_tui.core.model import ModuleInfo
     from resnet_tui.app.app import ResNetApp
 
 
@@ -59,7 +59,7 @@ class ModelScreen(AppScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _describe(self, layers: tuple[int, int, int], skip: bool) -> None:
-        from resnet_tui.model import describe  # imports torch: kept off the UI thread
+        from resnet_tui.core.model import describe  # imports torch: kept off the UI thread
 
         info = describe(layers, skip)
         self.app.call_from_thread(self.show_tree, info, layers, skip)

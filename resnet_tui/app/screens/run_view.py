@@ -13,8 +13,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static, TabbedContent, TabPane
 
-from resnet_tui import events as ev
-from resnet_tui.runs import METRICS_NAME
+from resnet_tui.core import events as ev
+from resnet_tui.core.runs import METRICS_NAME
 from resnet_tui.app.metrics_follow import MetricsFollower, event_from_record
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.confusion import EvalReport

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from resnet_tui.runs import RunSummary, list_runs
+from resnet_tui.core.runs import RunSummary, list_runs
 from resnet_tui.app.screens.base import AppScreen
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from resnet_tui import events as ev
-from resnet_tui import sweep as sw
+from resnet_tui.core import events as ev
+from resnet_tui.core import sweep as sw
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.screens.runs import status_text
 from resnet_tui.app.widgets.run_monitor import RunMonitor

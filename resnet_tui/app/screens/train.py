@@ -102,8 +102,8 @@ class TrainScreen(AppScreen):
     @work(thread=True, exclusive=True, group="device", exit_on_error=False)
     def _detect_device(self, name: str) -> None:
         # importing torch takes a second or two: done here so the screen appears at once
-        from resnet_tui.device import describe_device, resolve_device
-        from resnet_tui.errors import UserError
+        from resnet_tui.core.device import describe_device, resolve_device
+        from resnet_tui.core.errors import UserError
 
         try:
             device = resolve_device(name)

@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Static
 
-from resnet_tui.config import FIELD_BY_NAME, OPTIMIZERS, PRESETS, ConfigError, TrainConfig, parse_field, preset_values
+from resnet_tui.core.config import FIELD_BY_NAME, OPTIMIZERS, PRESETS, ConfigError, TrainConfig, parse_field, preset_values
 
 # The fields the form shows, in order. The rest of TrainConfig (schedule, augment, ...) comes from the
 # preset or the CLI and is carried through unchanged.

@@ -18,9 +18,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from resnet_tui import events as ev
+from resnet_tui.core import events as ev
 from resnet_tui.headless import HeadlessPrinter, fmt_duration
-from resnet_tui.app.run_progress import RunProgress
+from resnet_tui.core.progress import RunProgress
 from resnet_tui.app.widgets.log_tail import LogTail
 from resnet_tui.app.widgets.loss_chart import LossChart
 

@@ -1,4 +1,4 @@
-"""The training loop. It knows nothing of any UI: it emits events (resnet_tui.events) and writes the run directory.
+"""The training loop. It knows nothing of any UI: it emits events (resnet_tui.core.events) and writes the run directory.
 
 Hot-loop rules: the data is already on the device; per-batch losses are written into a device buffer
 and read back in one transfer every ~0.25 s (or at an epoch's end), so no batch costs a host sync.
@@ -19,15 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_tui import events as ev
-from resnet_tui.checkpoint import load_into, save_state_dict
-from resnet_tui.config import TrainConfig
-from resnet_tui.data import DeviceBatches, Split, load_data
-from resnet_tui.device import autocast_dtype, describe_device, resolve_device
-from resnet_tui.errors import UserError
-from resnet_tui.evaluate import EVAL_BATCH, evaluate_model
-from resnet_tui.model import ResNet, param_count
-from resnet_tui.runs import MetricsWriter, RunDir, atomic_write, atomic_write_text
+from resnet_tui.core import events as ev
+from resnet_tui.core.checkpoint import load_into, save_state_dict
+from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.data import DeviceBatches, Split, load_data
+from resnet_tui.core.device import autocast_dtype, describe_device, resolve_device
+from resnet_tui.core.errors import UserError
+from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
+from resnet_tui.core.model import ResNet, param_count
+from resnet_tui.core.runs import MetricsWriter, RunDir, atomic_write, atomic_write_text
 
 FLUSH_SECONDS = 0.25  # how often per-batch losses are read back from the device
 # A finite loss above this has diverged too: an NLL of 1e6 means the logits are a million apart (--lr 1e6 gets ~1e11,

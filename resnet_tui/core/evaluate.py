@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_tui.data import DeviceBatches, Split
+from resnet_tui.core.data import DeviceBatches, Split
 
 EVAL_BATCH = 1000
 
@@ -98,8 +98,8 @@ def evaluate_checkpoint(
     should_stop: Callable[[], bool] | None = None,
 ) -> EvalResult | None:
     """Load a checkpoint (path or URL, weights only) and evaluate it. Layers are read off the checkpoint when not given."""
-    from resnet_tui.checkpoint import infer_layers, load_into, read_state_dict
-    from resnet_tui.model import ResNet
+    from resnet_tui.core.checkpoint import infer_layers, load_into, read_state_dict
+    from resnet_tui.core.model import ResNet
 
     state = read_state_dict(checkpoint)
     if layers is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from resnet_tui.errors import UserError
+from resnet_tui.core.errors import UserError
 
 
 def resolve_device(requested: str = "auto") -> torch.device:

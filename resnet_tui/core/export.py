@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from resnet_tui.errors import UserError
-from resnet_tui.runs import METRICS_NAME, atomic_write_text, iter_metrics
+from resnet_tui.core.errors import UserError
+from resnet_tui.core.runs import METRICS_NAME, atomic_write_text, iter_metrics
 
 # One row per "batch", "epoch" and "eval" record of metrics.jsonl, in file order. Columns a kind lacks are empty.
 METRIC_COLUMNS = ("kind", "epoch", "batch", "loss", "images", "time", "lr", "train_loss", "seconds", "images_per_sec", "accuracy", "nll")

@@ -30,9 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
-from resnet_tui.config import FIELD_BY_NAME, ConfigError, TrainConfig, build_config, parse_field
-from resnet_tui.errors import UserError
-from resnet_tui.runs import CONFIG_NAME, METRICS_NAME, SWEEP_NAME, RunDir, atomic_write_text, iter_metrics, summarize
+from resnet_tui.core.config import FIELD_BY_NAME, ConfigError, TrainConfig, build_config, parse_field
+from resnet_tui.core.errors import UserError
+from resnet_tui.core.runs import CONFIG_NAME, METRICS_NAME, SWEEP_NAME, RunDir, atomic_write_text, iter_metrics, summarize
 
 SWEEP_VERSION = 1
 LOG_NAME = "train.log"
@@ -343,7 +343,7 @@ class RunStarted:
 
 @dataclass
 class RunEvent:
-    """A training event (resnet_tui.events) of the run `index`; in-process runs only."""
+    """A training event (resnet_tui.core.events) of the run `index`; in-process runs only."""
 
     index: int
     event: Any
@@ -484,7 +484,7 @@ def run_sweep(
         processes = len(slots) > 1
     folders = {p.config.data for p in plan.points if p.config.data not in ("auto", "cifar10", "sample")}
     if folders:  # a missing image folder fails now, not after the runs before it
-        from resnet_tui.data import check_image_folder
+        from resnet_tui.core.data import check_image_folder
 
         for folder in sorted(folders):
             check_image_folder(folder)
@@ -559,8 +559,8 @@ def _run_in_process(
     slots: Sequence[str],
 ) -> bool:
     """One run after another; the data of equal (data, limits) is loaded once. Returns True when stopped."""
-    from resnet_tui.data import load_data
-    from resnet_tui.train import train
+    from resnet_tui.core.data import load_data
+    from resnet_tui.core.train import train
 
     splits: dict[tuple[Any, ...], Any] = {}
     for point in todo:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from resnet_tui.errors import UserError
+from resnet_tui.core.errors import UserError
 
 # The lab's display names, in CIFAR-10's label order.
 CLASS_NAMES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -185,8 +185,8 @@ def load_image_folder(root: str | Path, split: str, limit: int | None = None) ->
 
 def sample_path() -> Path:
     """The bundled sample: inside the installed package, or in the source tree's assets/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "assets" / SAMPLE_NAME, here.parent / "assets" / SAMPLE_NAME):
+    package = Path(__file__).resolve().parents[1]  # resnet_tui/
+    for candidate in (package / "assets" / SAMPLE_NAME, package.parent / "assets" / SAMPLE_NAME):
         if candidate.exists():
             return candidate
     raise UserError(f"--data: the bundled sample {SAMPLE_NAME} is missing from this installation")

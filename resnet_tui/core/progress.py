@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from resnet_tui import events as ev
+from resnet_tui.core import events as ev
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet_tui.errors import UserError
+from resnet_tui.core.errors import UserError
 
 PRETRAINED_URL = "https://raw.githubusercontent.com/GitiHubi/courseML/master/lab_06/models/cifar10_resnet_model_epoch_199.pth"
 
@@ -24,8 +24,8 @@ def is_url(s: str) -> bool:
 
 def fetch(url: str, timeout: float = 30.0) -> Path:
     """Download `url` into the cache (once), atomically. Offline gives a clear error."""
-    from resnet_tui.data import cache_dir
-    from resnet_tui.runs import atomic_write
+    from resnet_tui.core.data import cache_dir
+    from resnet_tui.core.runs import atomic_write
 
     name = url.rstrip("/").rsplit("/", 1)[-1] or "checkpoint.pth"
     dest = cache_dir() / "checkpoints" / hashlib.sha256(url.encode()).hexdigest()[:12] / name
@@ -105,7 +105,7 @@ def plain_state_dict(model: nn.Module) -> dict[str, Any]:
 
 
 def save_state_dict(model: nn.Module, path: Path) -> None:
-    from resnet_tui.runs import atomic_write
+    from resnet_tui.core.runs import atomic_write
 
     state = plain_state_dict(model)
     atomic_write(path, lambda f: torch.save(state, f))

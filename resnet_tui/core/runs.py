@@ -18,13 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from resnet_tui.errors import UserError
+from resnet_tui.core.errors import UserError
 
 CONFIG_NAME = "config.toml"
 METRICS_NAME = "metrics.jsonl"
 RESUME_NAME = "resume.pt"
 CHECKPOINT_DIR = "checkpoints"
-SWEEP_NAME = "sweep.json"  # a sweep folder (resnet_tui.sweep): one run directory per combination
+SWEEP_NAME = "sweep.json"  # a sweep folder (resnet_tui.core.sweep): one run directory per combination
 
 
 def checkpoint_name(epoch0: int) -> str:
@@ -195,7 +195,7 @@ class RunSummary:
 
 
 def summarize(path: Path) -> RunSummary:
-    from resnet_tui.config import tomllib
+    from resnet_tui.core.config import tomllib
 
     s = RunSummary(path=path)
     try:
@@ -327,7 +327,7 @@ def best_checkpoint(
     else:
         if split is None or device is None:
             raise ValueError("best_checkpoint(by='eval_loss') needs the split to evaluate on and a device")
-        from resnet_tui.evaluate import evaluate_checkpoint
+        from resnet_tui.core.evaluate import evaluate_checkpoint
 
         values = {}
         for i, (e, path) in enumerate(candidates.items()):
