@@ -23,6 +23,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "warmup-linear")
 PRECISIONS = ("auto", "fp32", "bf16")
 PRESETS = ("lab", "fast")
+ON_HANGUP = ("continue", "stop")
 
 
 class ConfigError(UserError):
@@ -222,6 +223,10 @@ FIELDS: tuple[Field, ...] = (
     Field("compile", _bool, "torch.compile the model (CUDA graphs on GPU); falls back with a notice", "Compile", flag_bool=True),
     Field("limit_train", _optional_int(1), "train on a deterministic, class-balanced subset of N images", "Train subset"),
     Field("limit_eval", _optional_int(1), "evaluate on a deterministic, class-balanced subset of N images", "Eval subset"),
+    Field("on_hangup", _choice(ON_HANGUP), "when the terminal goes away (SIGHUP, a dropped SSH connection): continue training "
+          "detached (like nohup), or stop and save a resumable state", "On hang-up"),
+    Field("resume_every", _float(0), "save the resumable state at most every this many seconds, at a batch boundary "
+          "(0: only at epoch ends and stops)", "Resume every (s)"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -250,6 +255,8 @@ class TrainConfig:
     compile: bool = False
     limit_train: int | None = None
     limit_eval: int | None = None
+    on_hangup: str = "continue"
+    resume_every: float = 60.0
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -294,11 +301,15 @@ FAST_GPU_BATCH, FAST_GPU_LR = 512, 0.2
 FAST_CPU_BATCH = 64  # fastest batch measured on a 2-core CPU (channels_last)
 
 
+# Where and how a run happens, not how the network learns: presets leave them alone.
+RUN_FIELDS = ("data", "data_dir", "device", "limit_train", "limit_eval", "on_hangup", "resume_every")
+
+
 def preset_values(preset: str, device_type: str = "cpu") -> dict[str, Any]:
     """The field values a preset sets. The lab preset is the dataclass defaults."""
     if preset == "lab":
         defaults = TrainConfig()
-        return {f.name: getattr(defaults, f.name) for f in FIELDS if f.name not in ("data", "data_dir", "device", "limit_train", "limit_eval")}
+        return {f.name: getattr(defaults, f.name) for f in FIELDS if f.name not in RUN_FIELDS}
     values = dict(_FAST)
     if device_type == "cpu":
         values.update(batch_size=FAST_CPU_BATCH, lr=FAST_GPU_LR * FAST_CPU_BATCH / FAST_GPU_BATCH)
