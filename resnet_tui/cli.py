@@ -158,32 +158,19 @@ def _resume_config(resume: Path, flags: dict[str, Any]) -> tuple[TrainConfig, Pa
 
 
 def run_headless_training(cfg: TrainConfig, run_path: Path, resume: bool = False) -> int:
-    """Train with the headless printer. Ctrl+C, SIGTERM and SIGHUP stop at the next batch, save, and exit 128+signal."""
-    import signal
-
-    from resnet_tui.headless import HeadlessPrinter
+    """Train with the headless printer. Ctrl+C and SIGTERM stop at the next batch, save, and exit 128+signal;
+    SIGHUP detaches (or stops, with --on-hangup stop). A closed pipe or a dead terminal never stops training."""
     from resnet_tui.core.train import train as run_train
+    from resnet_tui.headless import HeadlessPrinter, SignalStop
 
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: Any) -> None:
-        if received:  # a second signal: stop now, without saving
-            signal.signal(signum, signal.SIG_DFL)
-            raise KeyboardInterrupt
-        received.append(signum)
-        print(f"\n[LOG] {signal.Signals(signum).name} received: stopping after this batch and saving (again to abort)", file=sys.stderr, flush=True)
-
-    handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {s: signal.signal(s, on_signal) for s in handled}
     printer = HeadlessPrinter()
-    try:
-        end = run_train(cfg, run_path, printer, should_stop=lambda: bool(received), resume=resume)
-    finally:
-        printer.close()
-        for s, h in previous.items():
-            signal.signal(s, h)
-    if received:
-        return 128 + received[0]
+    with SignalStop(cfg.on_hangup, on_detach=printer.detach) as signals:
+        try:
+            end = run_train(cfg, run_path, printer, should_stop=signals.stop_requested, resume=resume)
+        finally:
+            printer.close()
+    if signals.exit_code is not None:
+        return signals.exit_code
     return {"finished": 0, "interrupted": 130}.get(end.status, 1)
 
 
@@ -349,6 +336,26 @@ def watch(run_dir: Path = typer.Argument(..., help="a run directory that another
     _open_app(mode="watch", run_dir=run_dir)
 
 
+# ---------------------------------------------------------------- stop
+
+
+@app.command()
+def stop(
+    run_dir: Path = typer.Argument(..., help="a run directory that a live process is training", metavar="RUN_DIR"),
+    wait: float = typer.Option(60.0, "--wait", help="seconds to wait for the run to save and end (0: do not wait)", metavar="SECONDS"),
+) -> None:
+    """Stop a live run cleanly (from any terminal): it stops after its batch, saves a resumable state and ends."""
+    from resnet_tui.core.lock import request_stop, wait_released
+
+    who = request_stop(run_dir)
+    print(f"asked {who.describe()} to stop {run_dir} after its batch and save", flush=True)
+    if wait <= 0:
+        return
+    if not wait_released(run_dir, wait):
+        fail(f"{run_dir} is still training after {wait:g} s; it may be in its final evaluation or a checkpoint write", code=1)
+    print(f"stopped; resume with: resnet-tui --no-ui train --resume {run_dir}", flush=True)
+
+
 # ---------------------------------------------------------------- sweep
 
 
@@ -412,34 +419,36 @@ def sweep(
 
 
 def run_headless_sweep(plan: Any) -> int:
-    """Run a sweep with plain log lines, then print the ranked table. Signals stop the current run(s), which save."""
-    import signal
-
+    """Run a sweep with plain log lines, then print the ranked table. Signals stop the current run(s), which save;
+    SIGHUP detaches (or stops, with --on-hangup stop), and a dead terminal never stops the sweep."""
     from resnet_tui.core import sweep as sw
-    from resnet_tui.headless import HeadlessPrinter, lab_time
+    from resnet_tui.headless import HeadlessPrinter, SafeStream, SignalStop, lab_time
     from resnet_tui.report import print_sweep_table
-
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: Any) -> None:
-        if received:
-            signal.signal(signum, signal.SIG_DFL)
-            raise KeyboardInterrupt
-        received.append(signum)
-        print(f"\n[LOG] {signal.Signals(signum).name} received: stopping the sweep after this batch and saving (again to abort)", file=sys.stderr, flush=True)
 
     total = len(plan.points)
     printers: dict[int, HeadlessPrinter] = {}
+    out = SafeStream(sys.stdout)
+
+    def say(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    def detach() -> None:
+        out.lose("the terminal hung up")
+        for printer in printers.values():
+            printer.detach()
 
     def on_event(e: Any) -> None:
         if isinstance(e, sw.SweepStarted):
             where = ", ".join(e.slots) + (" (one subprocess per device; each run logs to its train.log)" if e.processes else "")
-            print(f"[SWEEP {lab_time()}] {total} run(s) in {plan.out} on {where}", flush=True)
+            say(f"[SWEEP {lab_time()}] {total} run(s) in {plan.out} on {where}")
             if e.skipped:
-                print(f"[SWEEP {lab_time()}] kept from an earlier start: {', '.join(plan.points[i].name for i in e.skipped)}", flush=True)
+                say(f"[SWEEP {lab_time()}] kept from an earlier start: {', '.join(plan.points[i].name for i in e.skipped)}")
         elif isinstance(e, sw.RunStarted):
-            print(f"[SWEEP {lab_time()}] run {e.index + 1}/{total}: {e.name} on {e.device}{' (resuming)' if e.resume else ''}", flush=True)
+            say(f"[SWEEP {lab_time()}] run {e.index + 1}/{total}: {e.name} on {e.device}{' (resuming)' if e.resume else ''}")
             printers[e.index] = HeadlessPrinter()
+            if out.lost:
+                printers[e.index].detach(out.lost)
         elif isinstance(e, sw.RunEvent):
             printers[e.index](e.event)
         elif isinstance(e, sw.RunFinished):
@@ -448,23 +457,22 @@ def run_headless_sweep(plan: Any) -> int:
             if printer is not None:
                 printer.close()
             acc = f", accuracy {r.accuracy:.2%}" if r.accuracy is not None else ""
-            print(f"[SWEEP {lab_time()}] run {r.index + 1}/{total} {r.name}: {r.status}{acc}" + (f" ({r.message})" if r.message and r.status != "finished" else ""), flush=True)
+            say(f"[SWEEP {lab_time()}] run {r.index + 1}/{total} {r.name}: {r.status}{acc}" + (f" ({r.message})" if r.message and r.status != "finished" else ""))
 
-    handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {s: signal.signal(s, on_signal) for s in handled}
-    try:
-        end = sw.run_sweep(plan, on_event, should_stop=lambda: bool(received))
-    finally:
-        for printer in printers.values():
-            printer.close()
-        for s, h in previous.items():
-            signal.signal(s, h)
-    print_sweep_table(end.results, plan.out)
-    print(f"runs and sweep.json in {plan.out}", flush=True)
-    if end.status != "finished":
-        print("to continue: run the same sweep command again (finished runs are kept; an interrupted run resumes)", flush=True)
-    if received:
-        return 128 + received[0]
+    on_hangup = plan.points[0].config.on_hangup if plan.points else "continue"
+    with SignalStop(on_hangup, what="the sweep", on_detach=detach) as signals:
+        try:
+            end = sw.run_sweep(plan, on_event, should_stop=signals.stop_requested)
+        finally:
+            for printer in printers.values():
+                printer.close()
+    if not out.lost:
+        print_sweep_table(end.results, plan.out)
+        say(f"runs and sweep.json in {plan.out}")
+        if end.status != "finished":
+            say("to continue: run the same sweep command again (finished runs are kept; an interrupted run resumes)")
+    if signals.exit_code is not None:
+        return signals.exit_code
     if end.status != "finished":
         return 130
     return 0 if all(r.status == "finished" for r in end.results) else 1

@@ -1,37 +1,91 @@
-"""The headless front end: prints training events for pipes (the lab's log lines) or terminals (a rich progress bar)."""
+"""The headless front end: prints training events for pipes (the lab's log lines) or terminals (a rich
+progress bar), and never lets a dead terminal or a closed pipe stop training.
+
+The same lines always go to RUN/train.log too (the trainer writes it), so output that could not be
+printed is not lost.
+"""
 
 from __future__ import annotations
 
-import math
+import os
+import signal
 import sys
-from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from resnet_tui.core import events as ev
+from resnet_tui.core.lablog import fmt_duration, lab_lines, lab_time
+
+__all__ = ["HeadlessPrinter", "SafeStream", "SignalStop", "fmt_duration", "lab_time", "say"]
 
 
-def lab_time() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H:%M:%S")
+class SafeStream:
+    """A text stream whose failed writes (a closed pipe, a hung-up terminal: EPIPE, EIO, ...) end this stream's
+    output and never the caller. After the first failure everything written is dropped, and the file
+    descriptor is pointed at /dev/null so the interpreter's own flush at exit cannot fail either."""
+
+    def __init__(self, stream: IO[str], on_lost: Callable[[str], None] | None = None) -> None:
+        self._stream = stream
+        self._on_lost = on_lost
+        self.lost = ""  # why output stopped ("" while it works)
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                self._stream.write(text)
+            except (OSError, ValueError) as e:  # ValueError: the stream was closed
+                self.lose(e)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError) as e:
+                self.lose(e)
+
+    def isatty(self) -> bool:
+        try:
+            return not self.lost and self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    def lose(self, why: BaseException | str) -> None:
+        if self.lost:
+            return
+        self.lost = why if isinstance(why, str) else (os.strerror(why.errno) if getattr(why, "errno", None) else str(why) or type(why).__name__)
+        try:
+            fd = self._stream.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+        if self._on_lost is not None:
+            self._on_lost(self.lost)
 
 
-def lab_batch_line(e: ev.BatchEnd) -> str:
-    return f"[LOG {lab_time()}] epoch: {e.epoch}, batch: {e.batch} train-loss: {e.loss:.4f}"
+_stderr = SafeStream(sys.stderr)
 
 
-def fmt_duration(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+def say(text: str) -> None:
+    """A line on stderr, dropped if stderr is gone (the terminal hung up)."""
+    _stderr.write(text + "\n")
+    _stderr.flush()
 
 
 class HeadlessPrinter:
-    """Consumes training events. `live` (stdout is a terminal) shows a progress bar instead of a line per batch."""
+    """Consumes training events. `live` (stdout is a terminal) shows a progress bar instead of a line per batch.
+    Output that fails (EPIPE, EIO) stops, with one notice on stderr; the run goes on."""
 
     def __init__(self, out: IO[str] | None = None, live: bool | None = None):
-        self.out = out or sys.stdout
+        self.out = SafeStream(out or sys.stdout, on_lost=self._lost)
         self.live = self.out.isatty() if live is None else live
         self.progress: Any = None
         self.task: Any = None
@@ -39,51 +93,39 @@ class HeadlessPrinter:
         self.total_batches = 0
         self.done_batches = 0
 
+    def _lost(self, why: str) -> None:
+        log = f"{self.start.run_dir}/train.log" if self.start is not None else "the run's train.log"
+        say(f"[NOTICE] output stopped ({why}); training goes on to its end, and its log is in {log}")
+
+    def detach(self, why: str = "the terminal hung up") -> None:
+        """The terminal is gone: print nothing more (writes to it would fail or block)."""
+        self.out.lose(why)
+        _stderr.lose(why)
+
     def line(self, text: str) -> None:
         if self.progress is not None:
             self.progress.console.print(text, markup=False, highlight=False)
         else:
-            print(text, file=self.out, flush=True)
+            self.out.write(text + "\n")
+            self.out.flush()
 
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.TrainStart):
             self.start = e
             self.total_batches = int(e.config["epochs"]) * e.batches_per_epoch
             self.done_batches = (e.start_epoch - 1) * e.batches_per_epoch + (e.start_batch - 1)
-            c = e.config
-            self.line(f"[LOG {lab_time()}] run dir: {e.run_dir}")
-            self.line(f"[LOG {lab_time()}] device: {e.device}; ResNet layers {','.join(map(str, c['layers']))}"
-                      f"{'' if c['skip'] else ' (no skip)'}: {e.param_count:,} parameters")
-            self.line(f"[LOG {lab_time()}] data: {e.n_train:,} training and {e.n_test:,} test images; "
-                      f"{e.batches_per_epoch} mini-batches of {c['batch_size']} per epoch")
-            self.line(f"[LOG {lab_time()}] preset {c['preset']}: {c['optimizer']} lr {c['lr']:g}, momentum {c['momentum']:g}, "
-                      f"weight decay {c['weight_decay']:g}, {c['epochs']} epoch(s), seed {c['seed']}")
-            if e.start_epoch > 1 or e.start_batch > 1:
-                self.line(f"[LOG {lab_time()}] resuming at epoch {e.start_epoch}, batch {e.start_batch}")
-            if self.live:
-                self._start_progress()
-        elif isinstance(e, ev.Notice):
-            self.line(f"[{e.level.upper()}] {e.text}")
         elif isinstance(e, ev.BatchEnd):
             self.done_batches += 1
             if self.progress is not None:
                 self.progress.update(self.task, completed=self.done_batches, loss=e.loss, epoch=e.epoch,
                                      ips=e.images / e.time if e.time > 0 else 0.0)
-            else:
-                print(lab_batch_line(e), file=self.out, flush=True)
-        elif isinstance(e, ev.EpochEnd):
-            self.line(f"[LOG {lab_time()}] epoch: {e.epoch} train-loss: {e.train_loss:.4f} "
-                      f"({fmt_duration(e.seconds)}, {e.images_per_sec:,.0f} images/s)")
-        elif isinstance(e, ev.CheckpointSaved):
-            self.line(f"[LOG {lab_time()}] checkpoint saved: {e.path}")
-        elif isinstance(e, ev.EvalEnd):
-            r = e.result
-            self.line(f"[LOG {lab_time()}] eval-loss: {r.nll:.4f} accuracy: {r.accuracy:.2%} ({r.n:,} test images)")
+                return
         elif isinstance(e, ev.RunEnd):
             self._stop_progress()
-            self.line(f"[LOG {lab_time()}] {e.status}: {e.images_per_sec:,.1f} training images/s over {fmt_duration(e.train_seconds)}")
-            if e.message:
-                self.line(f"[LOG {lab_time()}] {e.message}")
+        for text in lab_lines(e):
+            self.line(text)
+        if isinstance(e, ev.TrainStart) and self.live and not self.out.lost:
+            self._start_progress()
 
     def _start_progress(self) -> None:
         from rich.console import Console
@@ -98,7 +140,7 @@ class HeadlessPrinter:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=Console(file=self.out),
+            console=Console(file=self.out),  # type: ignore[arg-type]
             transient=False,
         )
         self.progress.start()
@@ -113,3 +155,50 @@ class HeadlessPrinter:
 
     def close(self) -> None:
         self._stop_progress()
+
+
+class SignalStop:
+    """How a headless process answers signals while it trains (a context manager).
+
+    SIGINT and SIGTERM ask the run to stop after the current batch and save a resumable state; a second
+    one aborts at once. SIGHUP (the terminal or the SSH connection went away) does the same with
+    on_hangup="stop"; with "continue" (the default) the run detaches instead, like nohup: output stops
+    and training goes on to its end. `stop_requested()` is the trainer's should_stop."""
+
+    def __init__(self, on_hangup: str = "continue", what: str = "the run", on_detach: Callable[[], None] | None = None):
+        self.on_hangup = on_hangup
+        self.what = what
+        self.on_detach = on_detach
+        self.received: list[int] = []
+        self.detached = False
+        self._previous: dict[int, Any] = {}
+
+    def stop_requested(self) -> bool:
+        return bool(self.received)
+
+    @property
+    def exit_code(self) -> int | None:
+        return 128 + self.received[0] if self.received else None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == getattr(signal, "SIGHUP", None) and self.on_hangup == "continue":
+            if not self.detached:
+                self.detached = True
+                if self.on_detach is not None:
+                    self.on_detach()
+            return
+        if self.received:  # a second signal: stop now, without saving
+            signal.signal(signum, signal.SIG_DFL)
+            raise KeyboardInterrupt
+        self.received.append(signum)
+        say(f"\n[LOG] {signal.Signals(signum).name} received: stopping {self.what} after this batch and saving (again to abort)")
+
+    def __enter__(self) -> "SignalStop":
+        handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        self._previous = {s: signal.signal(s, self._handle) for s in handled}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+

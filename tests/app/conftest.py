@@ -37,9 +37,9 @@ def trained_run(cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture
 def fixed_log_time(monkeypatch: pytest.MonkeyPatch) -> str:
     """The lab-style log lines carry the wall-clock time; snapshots need it fixed."""
-    import resnet_tui.headless
+    import resnet_tui.core.lablog
 
-    monkeypatch.setattr(resnet_tui.headless, "lab_time", lambda: FIXED_LOG_TIME)
+    monkeypatch.setattr(resnet_tui.core.lablog, "lab_time", lambda: FIXED_LOG_TIME)
     return FIXED_LOG_TIME
 
 

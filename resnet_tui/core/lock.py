@@ -1,0 +1,158 @@
+"""RUN/lock: which process trains a run directory.
+
+A live run holds an OS lock (fcntl.flock) on RUN/lock, which names its pid, host and start time. The
+kernel frees the lock when the holder dies in any way (SIGKILL, out-of-memory kill, power loss of a
+process), so "is this run alive?" is answered by trying the lock, never by guessing from file ages.
+On systems without fcntl (Windows) runs are not locked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from resnet_tui.core.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = "lock"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a run's lock (fields may be empty when the file was unreadable or mid-write)."""
+
+    pid: int | None
+    host: str
+    started: str
+
+    @property
+    def here(self) -> bool:
+        return self.host == socket.gethostname()
+
+    def describe(self) -> str:
+        who = f"pid {self.pid}" if self.pid is not None else "another process"
+        return f"{who} on host {self.host or '?'}" + (f" (since {self.started} UTC)" if self.started else "")
+
+
+def _read_holder(f: IO[str]) -> Holder:
+    try:
+        f.seek(0)
+        info = json.loads(f.read(4096) or "{}")
+    except (OSError, ValueError, UnicodeDecodeError):
+        info = {}
+    if not isinstance(info, dict):
+        info = {}
+    pid = info.get("pid")
+    return Holder(pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+                  str(info.get("host", ""))[:200], str(info.get("started", ""))[:40])
+
+
+def _open(path: Path) -> IO[str]:
+    # a+ creates it if needed and never truncates the holder's record
+    return open(path, "a+", encoding="utf-8", errors="replace")
+
+
+class RunLock:
+    """Held for the life of one training run: `acquire()` or refuse, `release()` when the run has ended."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self._f: IO[str] | None = None
+
+    def acquire(self, what: str = "--run-dir") -> None:
+        """Take the lock, or raise UserError naming the holder."""
+        if fcntl is None:
+            return
+        try:
+            f = _open(self.path)
+        except OSError as e:
+            raise UserError(f"{what}: cannot create {str(self.path)!r} ({e.strerror or e})") from None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(f)
+            f.close()
+            raise UserError(f"{what}: {str(self.path.parent)!r} is being trained by {holder.describe()}; "
+                            f"wait for it, or stop it with: resnet-tui stop {self.path.parent}") from None
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        self._f = f
+
+    def release(self) -> None:
+        if self._f is not None:
+            try:
+                fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)  # type: ignore[union-attr]
+            finally:
+                self._f.close()
+                self._f = None
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def holder(run_dir: str | Path) -> Holder | None:
+    """Who trains this run now, or None when nobody does (no lock file, or its lock is free)."""
+    path = Path(run_dir) / LOCK_NAME
+    if fcntl is None or not path.is_file():
+        return None
+    try:
+        f = open(path, encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _read_holder(f)
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return None
+    finally:
+        f.close()
+
+
+def request_stop(run_dir: str | Path) -> Holder:
+    """Ask the process training `run_dir` to stop after its batch and save (SIGTERM, as a clean stop).
+    Raises UserError when nobody trains it, or when it trains on another host."""
+    import signal
+
+    who = holder(run_dir)
+    if who is None:
+        raise UserError(f"RUN_DIR: got {str(run_dir)!r}, which no live process is training (nothing to stop)")
+    if not who.here or who.pid is None:
+        raise UserError(f"RUN_DIR: {str(run_dir)!r} is trained by {who.describe()}; stop it on that host")
+    try:
+        os.kill(who.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        raise UserError(f"RUN_DIR: the process training {str(run_dir)!r} (pid {who.pid}) has just ended") from None
+    except PermissionError:
+        raise UserError(f"RUN_DIR: not allowed to signal pid {who.pid}, which trains {str(run_dir)!r} (another user's run)") from None
+    return who
+
+
+def wait_released(run_dir: str | Path, timeout: float, poll: float = 0.2) -> bool:
+    """Wait until nobody holds the run's lock; False if `timeout` seconds passed first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while holder(run_dir) is not None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
