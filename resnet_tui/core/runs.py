@@ -9,6 +9,7 @@ Layout of a run directory:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -56,13 +57,19 @@ def _umask() -> int:
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Write through a temp file in the same folder, fsync, then rename: a crash or a full disk
-    leaves either the old file or the new one, never a torn one."""
+    leaves either the old file or the new one, never a torn one.
+
+    `write` fills an in-memory buffer first (the files are small: a checkpoint is under 2 MB), so a full
+    disk or a permission error surfaces as the OSError it is, never as a serializer's RuntimeError
+    (torch.save reports a short write as "enforce fail ... unexpected pos")."""
+    buffer: Any = io.BytesIO() if "b" in mode else io.StringIO()
+    write(buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0o600; the file gets the mode a plain open() would give it
         with os.fdopen(fd, mode) as f:
-            write(f)
+            f.write(buffer.getvalue())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
