@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from resnet_tui.core.evaluate import EvalResult
+from resnet_tui.core.events import EvalResult
 from resnet_tui.core.model import ModuleInfo, describe
+
+
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # could reorder what follows on screen
+
+
+def printable(s: object) -> str:
+    """A string from a file (a status, a folder or class name, a message) made safe to show: control characters
+    (ANSI escapes, newlines, bidi overrides) are written as escapes like \\x1b, so they reach no terminal raw."""
+    text = str(s)
+    if text.isprintable():
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if c in _BIDI or unicodedata.category(c) in ("Cc", "Zl", "Zp")
+                   else c for c in text)
+
+
+def plain(s: object, style: str = "") -> Text:
+    """A string from a file as Rich text: never read as markup, control characters escaped (printable)."""
+    return Text(printable(s), style=style)
 
 
 def _console() -> Console:
@@ -33,10 +52,10 @@ def confusion_table(r: EvalResult) -> Table:
     t = Table(title="confusion matrix (rows: true class, columns: predicted)", show_lines=False, pad_edge=False)
     t.add_column("true↓ pred→", style="bold", no_wrap=True)
     for c in r.classes:
-        t.add_column(c[:6], justify="right")
+        t.add_column(plain(c[:6]), justify="right")
     for i, row in enumerate(r.confusion):
         total = sum(row)
-        t.add_row(r.classes[i], *[Text(str(v), style=cell_style(v, total, i == j)) for j, v in enumerate(row)])
+        t.add_row(plain(r.classes[i]), *[Text(str(v), style=cell_style(v, total, i == j)) for j, v in enumerate(row)])
     return t
 
 
@@ -45,7 +64,7 @@ def per_class_table(r: EvalResult) -> Table:
     for name in ("class", "precision", "recall", "F1", "support"):
         t.add_column(name, justify="left" if name == "class" else "right")
     for i, c in enumerate(r.classes):
-        t.add_row(c, f"{r.precision[i]:.3f}", f"{r.recall[i]:.3f}", f"{r.f1[i]:.3f}", str(sum(r.confusion[i])))
+        t.add_row(plain(c), f"{r.precision[i]:.3f}", f"{r.recall[i]:.3f}", f"{r.f1[i]:.3f}", str(sum(r.confusion[i])))
     return t
 
 
@@ -54,7 +73,7 @@ def print_eval(r: EvalResult, source: str, as_json: bool = False, extra: dict | 
         print(json.dumps({**r.to_json(), **(extra or {})}))
         return
     con = _console()
-    con.print(f"checkpoint: {source}")
+    con.print(plain(f"checkpoint: {source}"))
     con.print(f"eval-loss (NLL): {r.nll:.4f}   accuracy: {r.accuracy:.2%}   ({r.n:,} test images)")
     con.print(per_class_table(r))
     con.print(confusion_table(r))
@@ -146,7 +165,8 @@ def runs_json(summaries: list, root: object) -> list[dict]:
             name = s.path.name
         out.append({"name": name, "path": str(s.path), "started": s.started, "status": s.status, "optimizer": s.optimizer,
                     "lr": _finite_or_none(s.lr), "epochs": s.epochs, "epochs_done": s.epochs_done,
-                    "last_loss": _finite_or_none(s.last_loss), "accuracy": _finite_or_none(s.accuracy)})
+                    "last_loss": _finite_or_none(s.last_loss), "accuracy": _finite_or_none(s.accuracy),
+                    "skipped_lines": s.skipped})
     return out
 
 
@@ -158,17 +178,22 @@ def print_runs(summaries: list, root: object, as_json: bool = False) -> None:
         return
     con = _wide_console()
     if not rows:
-        con.print(f"no runs in {root}")
+        con.print(plain(f"no runs in {root}"))
         return
-    t = Table(title=f"runs in {root}")
+    t = Table(title=plain(f"runs in {root}"))
     for name, justify in (("run", "left"), ("started", "left"), ("status", "left"), ("epochs", "right"),
                           ("optimizer", "left"), ("lr", "right"), ("last loss", "right"), ("accuracy", "right")):
         t.add_column(name, justify=justify, no_wrap=name == "run", overflow="fold")  # type: ignore[arg-type]
     for r in rows:
-        t.add_row(r["name"], r["started"], r["status"], f"{r['epochs_done']}/{r['epochs'] if r['epochs'] is not None else '?'}",
-                  r["optimizer"] or "-", _num(r["lr"], "g"), _num(r["last_loss"], ".4f"),
-                  _num(r["accuracy"], ".2%"))
+        t.add_row(plain(r["name"]), plain(r["started"]), plain(r["status"]),
+                  f"{r['epochs_done']}/{r['epochs'] if r['epochs'] is not None else '?'}",
+                  plain(r["optimizer"] or "-"), _num(r["lr"], "g"), _num(r["last_loss"], ".4f"), _num(r["accuracy"], ".2%"))
     con.print(t)
+    damaged = [r for r in rows if r["skipped_lines"]]
+    if damaged:
+        listing = ", ".join(f"{r['name']} ({r['skipped_lines']})" for r in damaged)
+        con.print(plain(f"skipped {sum(r['skipped_lines'] for r in damaged)} damaged line(s) of metrics.jsonl "
+                        f"(not UTF-8, not JSON, or not a valid record) in: {listing}"))
     sys.stdout.flush()
 
 
@@ -177,11 +202,11 @@ def print_sweep_table(results: list, sweep_dir: object) -> None:
     from resnet_tui.core.sweep import rank
 
     con = _wide_console()
-    t = Table(title=f"sweep {sweep_dir}: ranked by test accuracy")
+    t = Table(title=plain(f"sweep {sweep_dir}: ranked by test accuracy"))
     for name, justify in (("rank", "right"), ("run", "left"), ("status", "left"), ("epochs", "right"),
                           ("train loss", "right"), ("eval loss", "right"), ("accuracy", "right")):
         t.add_column(name, justify=justify, no_wrap=name == "run")  # type: ignore[arg-type]
     for i, r in enumerate(rank(results), start=1):
-        t.add_row(str(i), r.name, r.status, str(r.epochs_done), _num(r.train_loss, ".4f"), _num(r.nll, ".4f"), _num(r.accuracy, ".2%"))
+        t.add_row(str(i), plain(r.name), plain(r.status), str(r.epochs_done), _num(r.train_loss, ".4f"), _num(r.nll, ".4f"), _num(r.accuracy, ".2%"))
     con.print(t)
     sys.stdout.flush()

@@ -16,12 +16,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import read_metrics_strict
 from resnet_tui import cli
 from resnet_tui.core.config import TrainConfig, tomllib
 from resnet_tui.core.data import load_split
 from resnet_tui.core.evaluate import evaluate_checkpoint
 from resnet_tui.core.model import ResNet
-from resnet_tui.core.runs import RunDir, best_checkpoint, iter_metrics, summarize
+from resnet_tui.core.operations import best_checkpoint
+from resnet_tui.core import events as ev
+from resnet_tui.core import records
+from resnet_tui.core.runs import RunDir, summarize
 from resnet_tui.core import sweep as sw
 from resnet_tui.core.checkpoint import read_state_dict, save_state_dict
 
@@ -40,7 +44,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 def events(run_dir: Path, kind: str) -> list[dict]:
-    return [e for e in iter_metrics(run_dir / "metrics.jsonl") if e["event"] == kind]
+    return [e for e in read_metrics_strict(run_dir / "metrics.jsonl") if e["event"] == kind]  # as written, not via records
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -416,12 +420,12 @@ def known_run(tmp_path: Path) -> Path:
     for epoch0 in range(3):
         torch.manual_seed(100 + epoch0)
         save_state_dict(ResNet((1, 1, 1)), run.checkpoint_path(epoch0))
-    lines = [{"event": "start", "config": TrainConfig(layers=(1, 1, 1), epochs=3).to_dict()}]
+    lines: list[ev.Event] = [ev.TrainStart(TrainConfig(layers=(1, 1, 1), epochs=3).to_dict(), str(run.path), "CPU", 0, 32, 0, 1)]
     for epoch, loss in ((1, 2.25), (2, 1.5), (3, 1.75)):
-        lines.append({"event": "batch", "epoch": epoch, "batch": 1, "loss": loss, "images": 32 * epoch, "time": float(epoch), "lr": 0.01})
-        lines.append({"event": "epoch", "epoch": epoch, "train_loss": loss, "seconds": 1.0, "images_per_sec": 32.0})
-        lines.append({"event": "checkpoint", "epoch": epoch, "path": f"checkpoints/cifar10_model_epoch_{epoch - 1}.pth"})
-    run.metrics_path.write_text("".join(json.dumps(o) + "\n" for o in lines))
+        lines.append(ev.BatchEnd(epoch, 1, loss, 32 * epoch, float(epoch), 0.01))
+        lines.append(ev.EpochEnd(epoch, loss, 1.0, 32.0))
+        lines.append(ev.CheckpointSaved(epoch, str(run.checkpoint_path(epoch - 1))))
+    records.write_records(run.path, lines)
     (run.path / "config.toml").write_text(TrainConfig(layers=(1, 1, 1), epochs=3).to_toml())
     return run.path
 
@@ -487,7 +491,7 @@ def test_best_without_no_ui_opens_the_app_on_the_chosen_checkpoint(known_run: Pa
 def test_best_errors_are_one_line(case: str, known_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty-run"
     empty.mkdir()
-    (empty / "metrics.jsonl").write_text(json.dumps({"event": "start"}) + "\n")
+    records.write_records(empty, [ev.TrainStart(TrainConfig().to_dict(), str(empty), "CPU", 0, 0, 0, 0)])
     argv, expect = {
         "pth": ([str(known_run / "checkpoints" / "cifar10_model_epoch_0.pth"), "--best"], "error: --best:"),
         "no-epochs": ([str(empty), "--best"], "error: --best:"),

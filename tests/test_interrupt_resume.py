@@ -191,7 +191,7 @@ def test_resume_with_more_epochs_trains_with_the_learning_rate_it_records(cifar_
     from resnet_tui.core import train as train_mod
     from resnet_tui.core.config import TrainConfig
     from resnet_tui.core.data import load_data
-    from resnet_tui.core.runs import iter_metrics
+    from resnet_tui.core.records import read_run
 
     used: list[float] = []
     real_build = train_mod.build_optimizer
@@ -209,7 +209,7 @@ def test_resume_with_more_epochs_trains_with_the_learning_rate_it_records(cifar_
     assert train_mod.train(cfg, run_dir, lambda e: None, splits=splits).status == "finished"
     assert train_mod.train(cfg.replace(epochs=3), run_dir, lambda e: None, resume=True, splits=splits).status == "finished"
 
-    recorded = [e["lr"] for e in iter_metrics(run_dir / "metrics.jsonl") if e["event"] == "batch"]
+    recorded = [b.lr for b in read_run(run_dir).batches]
     assert len(used) == len(recorded) == 4 + 8
     assert used == pytest.approx(recorded, rel=1e-12, abs=1e-15)
     # and the stretched schedule is really used after the resume: not the 1-epoch schedule's end (lr 0)

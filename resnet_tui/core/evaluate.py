@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -11,28 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnet_tui.core.data import DeviceBatches, Split
+from resnet_tui.core.events import EvalResult  # defined with the events; imported from here too
 
 EVAL_BATCH = 1000
-
-
-@dataclass
-class EvalResult:
-    nll: float
-    accuracy: float
-    n: int
-    classes: list[str]
-    confusion: list[list[int]]  # rows: true class, columns: predicted class
-    precision: list[float]
-    recall: list[float]
-    f1: list[float]
-    predictions: list[int]
-    labels: list[int]
-
-    def to_json(self) -> dict:
-        return {"accuracy": self.accuracy, "nll": self.nll, "n": self.n, "classes": self.classes, "confusion": self.confusion}
-
-    def per_class(self) -> dict:
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1}
 
 
 def metrics_from_predictions(labels: np.ndarray, predictions: np.ndarray, nll: float, classes: list[str]) -> EvalResult:

@@ -8,6 +8,28 @@ from typing import Any
 
 
 @dataclass
+class EvalResult:
+    """An evaluation: on the test split at the end of training, or of any checkpoint (resnet_tui.core.evaluate)."""
+
+    nll: float
+    accuracy: float
+    n: int
+    classes: list[str]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    predictions: list[int]  # empty when read back from metrics.jsonl (it keeps the summary, not each prediction)
+    labels: list[int]
+
+    def to_json(self) -> dict:
+        return {"accuracy": self.accuracy, "nll": self.nll, "n": self.n, "classes": self.classes, "confusion": self.confusion}
+
+    def per_class(self) -> dict:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1}
+
+
+@dataclass
 class TrainStart:
     config: dict[str, Any]
     run_dir: str
@@ -19,6 +41,13 @@ class TrainStart:
     start_epoch: int = 1  # counted from 1; > 1 or start_batch > 1 when resuming
     start_batch: int = 1
     notices: list[str] = field(default_factory=list)
+    time_utc: str = ""  # when this process started training, "YYYY-MM-DD HH:MM:SS" in UTC
+    resumed: bool = False  # continues a run from its resume state, at (start_epoch, start_batch)
+
+    @property
+    def resumed_at(self) -> tuple[int, int] | None:
+        """(epoch, batch) this process started at when it resumed a run; None for a fresh run."""
+        return (self.start_epoch, self.start_batch) if self.resumed else None
 
 
 @dataclass
@@ -54,7 +83,7 @@ class EvalProgress:
 @dataclass
 class EvalEnd:
     epoch: int | None
-    result: Any  # evaluate.EvalResult
+    result: EvalResult
 
 
 @dataclass

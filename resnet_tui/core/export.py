@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from resnet_tui.core.errors import UserError
-from resnet_tui.core.runs import METRICS_NAME, atomic_write_text, iter_metrics
+from resnet_tui.core.records import METRICS_NAME, RunRecords, read_run, to_record
+from resnet_tui.core.runs import atomic_write_text
 
 # One row per "batch", "epoch" and "eval" record of metrics.jsonl, in file order. Columns a kind lacks are empty.
 METRIC_COLUMNS = ("kind", "epoch", "batch", "loss", "images", "time", "lr", "train_loss", "seconds", "images_per_sec", "accuracy", "nll")
@@ -26,22 +27,32 @@ _KIND_FIELDS = {
 
 def metrics_path(run_dir: str | Path, what: str = "RUN_DIR") -> Path:
     path = Path(run_dir) / METRICS_NAME
-    if not Path(run_dir).is_dir() or not path.exists():
-        raise UserError(f"{what}: got {str(run_dir)!r}, expected a run directory with {METRICS_NAME}")
+    if not Path(run_dir).is_dir() or not path.is_file():
+        raise UserError(f"{what}: got {str(run_dir)!r}, expected a run directory with {METRICS_NAME} (a file)")
     return path
 
 
+def read_records(run_dir: str | Path, what: str = "RUN_DIR") -> RunRecords:
+    """The run's records; UserError when it has no readable metrics.jsonl."""
+    metrics_path(run_dir, what)
+    records = read_run(run_dir)
+    if records.error:
+        raise UserError(f"{what}: {records.error}")
+    return records
+
+
 def metric_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The batch, epoch and eval records of a run as flat rows with METRIC_COLUMNS keys (None where absent)."""
+    """The batch, epoch and eval records of a run as flat rows with METRIC_COLUMNS keys (None where absent),
+    in file order; damaged lines and the records a resumed run superseded are left out."""
     rows = []
-    for e in iter_metrics(metrics_path(run_dir)):
-        kind = e["event"]
-        if kind not in _KIND_FIELDS:
+    for e in read_records(run_dir).events:
+        record = to_record(e)
+        if record is None or record["event"] not in _KIND_FIELDS:
             continue
         row: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS)
-        row["kind"] = kind
-        for k in _KIND_FIELDS[kind]:
-            row[k] = e.get(k)
+        row["kind"] = record["event"]
+        for k in _KIND_FIELDS[record["event"]]:
+            row[k] = record.get(k)
         rows.append(row)
     return rows
 
@@ -101,15 +112,16 @@ def confusion_csv(classes: Sequence[str], confusion: Sequence[Sequence[int]]) ->
 
 
 def last_eval(run_dir: str | Path) -> dict[str, Any]:
-    """The run's last "eval" record (the evaluation at the end of training)."""
-    found = None
-    for e in iter_metrics(metrics_path(run_dir)):
-        if e["event"] == "eval" and "confusion" in e and "classes" in e:
-            found = e
+    """The run's last "eval" record (the evaluation at the end of training); its confusion matrix is square."""
+    records = read_records(run_dir, "--confusion-csv")
+    found = records.last_eval
     if found is None:
-        raise UserError(f"--confusion-csv: {str(run_dir)!r} has no evaluation in {METRICS_NAME} (training did not finish); "
+        damaged = f"; {records.skipped} damaged line(s) skipped" if records.skipped else ""
+        raise UserError(f"--confusion-csv: {str(run_dir)!r} has no evaluation in {METRICS_NAME} (training did not finish{damaged}); "
                         "evaluate a checkpoint with: resnet-tui --no-ui evaluate RUN_DIR --confusion-csv FILE")
-    return found
+    record = to_record(found)
+    assert record is not None
+    return record
 
 
 def write_confusion_csv(classes: Sequence[str], confusion: Sequence[Sequence[int]], dest: str | Path) -> None:

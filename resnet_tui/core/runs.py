@@ -10,19 +10,19 @@ Layout of a run directory:
 from __future__ import annotations
 
 import io
-import json
+import math
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from resnet_tui.core.errors import UserError
+from resnet_tui.core.records import METRICS_NAME, RunRecords, read_run
 
 CONFIG_NAME = "config.toml"
-METRICS_NAME = "metrics.jsonl"
 RESUME_NAME = "resume.pt"
 CHECKPOINT_DIR = "checkpoints"
 SWEEP_NAME = "sweep.json"  # a sweep folder (resnet_tui.core.sweep): one run directory per combination
@@ -137,53 +137,6 @@ class RunDir:
                     continue
         return sorted(out)
 
-    def read_metrics(self) -> list[dict[str, Any]]:
-        return list(iter_metrics(self.metrics_path))
-
-
-def iter_metrics(path: Path) -> Iterator[dict[str, Any]]:
-    """Parse metrics.jsonl, skipping a torn last line (a writer may be mid-line)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(obj, dict) and "event" in obj:
-                    yield obj
-    except FileNotFoundError:
-        return
-
-
-class MetricsWriter:
-    """Appends one JSON object per line. Lines are flushed as written; fsync at epoch ends and at the end."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._f = open(path, "a", encoding="utf-8")
-
-    def write(self, event: str, **fields: Any) -> None:
-        self.write_many([{"event": event, **fields}])
-
-    def write_many(self, objs: list[dict[str, Any]]) -> None:
-        self._f.write("".join(json.dumps(o, separators=(", ", ": ")) + "\n" for o in objs))
-        self._f.flush()
-
-    def sync(self) -> None:
-        self._f.flush()
-        try:
-            os.fsync(self._f.fileno())
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        if not self._f.closed:
-            self.sync()
-            self._f.close()
-
 
 @dataclass
 class RunSummary:
@@ -197,46 +150,76 @@ class RunSummary:
     epochs_done: int = 0
     last_loss: float | None = None
     accuracy: float | None = None
-    status: str = "unknown"  # running | finished | interrupted | diverged | failed | unknown
+    status: str = "unknown"  # running | finished | interrupted | diverged | failed | stale | unreadable | unknown
     config: dict[str, Any] = field(default_factory=dict)
+    skipped: int = 0  # lines of metrics.jsonl skipped as damaged (records.RunRecords.skipped)
 
 
-def summarize(path: Path) -> RunSummary:
+STALE_SECONDS = 600  # a run without an end record whose metrics.jsonl has not grown for this long died unseen
+
+
+def _read_config(path: Path) -> dict[str, Any]:
     from resnet_tui.core.config import tomllib
 
-    s = RunSummary(path=path)
     try:
-        s.config = tomllib.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        s.config = {}
-    s.optimizer = str(s.config.get("optimizer", ""))
-    s.lr = s.config.get("lr")
-    s.epochs = s.config.get("epochs")
-    status = "running"
-    for ev in iter_metrics(path / METRICS_NAME):
-        kind = ev["event"]
-        if kind == "start":
-            s.started = ev.get("time_utc", s.started)
-            status = "running"
-        elif kind == "batch":
-            s.last_loss = ev.get("loss")
-        elif kind == "epoch":
-            s.epochs_done = max(s.epochs_done, int(ev.get("epoch", 0)))
-        elif kind == "eval":
-            s.accuracy = ev.get("accuracy")
-        elif kind == "end":
-            status = ev.get("status", "unknown")
-    if not (path / METRICS_NAME).exists():
-        status = "unknown"
-    elif status == "running":
-        # a writer that died without an "end" line leaves a run that is not growing
-        age = time.time() - (path / METRICS_NAME).stat().st_mtime
-        if age > 600:
-            status = "stale"
-    s.status = status
+        return tomllib.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, a folder, not UTF-8, not TOML
+        return {}
+
+
+def _number(x: Any) -> float | None:
+    """x as a float if it is a finite number (not a bool), else None: what a summary shows comes from files."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    try:
+        return float(x) if math.isfinite(x) else None
+    except OverflowError:  # an integer too large for a float
+        return None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def summarize(path: Path, records: RunRecords | None = None) -> RunSummary:
+    """One run directory as the run lists show it. Never raises on what the folder holds. records: read_run(path), if read already."""
+    rec = read_run(path) if records is None else records
+    s = RunSummary(path=path, config=_read_config(path), skipped=rec.skipped)
+    s.optimizer = s.config["optimizer"] if isinstance(s.config.get("optimizer"), str) else ""
+    s.lr = _number(s.config.get("lr"))
+    epochs = s.config.get("epochs")
+    s.epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+    s.epochs_done = max((e.epoch for e in rec.epochs), default=0)
+    batches, last_eval = rec.batches, rec.last_eval
+    s.last_loss = _number(batches[-1].loss) if batches else None
+    s.accuracy = last_eval.result.accuracy if last_eval is not None else None
+    s.started = rec.start.time_utc if rec.start is not None else ""
+    s.status = _status(path, rec)
     if not s.started:
-        s.started = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        mtime = _mtime(path)
+        s.started = datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M") if mtime is not None else ""
     return s
+
+
+def _status(path: Path, rec: RunRecords) -> str:
+    if rec.missing:
+        return "unknown"
+    if rec.error:
+        return "unreadable"
+    if rec.end is not None:
+        return rec.end.status
+    mtime = _mtime(path / METRICS_NAME)
+    return "stale" if mtime is not None and time.time() - mtime > STALE_SECONDS else "running"
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir()]
+    except OSError:  # unreadable: nothing to list there
+        return []
 
 
 def list_runs(runs_root: str | Path = "runs", include_sweeps: bool = False) -> list[RunSummary]:
@@ -245,10 +228,10 @@ def list_runs(runs_root: str | Path = "runs", include_sweeps: bool = False) -> l
     root = Path(runs_root)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and (p / METRICS_NAME).exists()]
+    found = [p for p in _subfolders(root) if (p / METRICS_NAME).exists()]
     if include_sweeps:
-        for sweep in (p for p in root.iterdir() if p.is_dir() and (p / SWEEP_NAME).exists()):
-            found += [p for p in sweep.iterdir() if p.is_dir() and (p / METRICS_NAME).exists()]
+        for sweep in (p for p in _subfolders(root) if (p / SWEEP_NAME).exists()):
+            found += [p for p in _subfolders(sweep) if (p / METRICS_NAME).exists()]
     return sorted((summarize(p) for p in found), key=lambda s: str(s.path.relative_to(root)), reverse=True)
 
 
@@ -276,15 +259,12 @@ class BestCheckpoint:
 
 
 def epoch_train_losses(run_dir: str | Path) -> dict[int, float]:
-    """Epoch (from 1) -> train_loss from metrics.jsonl's "epoch" records; a later record of an epoch wins."""
-    out: dict[int, float] = {}
-    for e in iter_metrics(Path(run_dir) / METRICS_NAME):
-        if e["event"] == "epoch":
-            try:
-                out[int(e["epoch"])] = float(e["train_loss"])
-            except (KeyError, TypeError, ValueError):
-                continue
-    return out
+    """Epoch (from 1) -> train_loss from metrics.jsonl's "epoch" records (NaN for a non-finite one); a later record
+    of an epoch wins, and a resumed run's superseded records are left out. Raises UserError if the file cannot be read."""
+    rec = read_run(run_dir)
+    if rec.error:
+        raise UserError(f"--best: {rec.error}; expected a readable {METRICS_NAME}")
+    return {e.epoch: e.train_loss for e in rec.epochs}
 
 
 def best_candidates(run_dir: str | Path, by: str = "train_loss") -> dict[int, Path]:

@@ -32,7 +32,9 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 from resnet_tui.core.config import FIELD_BY_NAME, ConfigError, TrainConfig, build_config, parse_field
 from resnet_tui.core.errors import UserError
-from resnet_tui.core.runs import CONFIG_NAME, METRICS_NAME, SWEEP_NAME, RunDir, atomic_write_text, iter_metrics, summarize
+from resnet_tui.core.events import RunEnd
+from resnet_tui.core.records import read_run
+from resnet_tui.core.runs import CONFIG_NAME, METRICS_NAME, SWEEP_NAME, RunDir, atomic_write_text, summarize
 
 SWEEP_VERSION = 1
 LOG_NAME = "train.log"
@@ -381,16 +383,17 @@ def read_result(point: SweepPoint, device: str = "") -> SweepResult:
     if not (point.run_dir / METRICS_NAME).exists():
         r.status = "pending"
         return r
-    s = summarize(point.run_dir)
+    records = read_run(point.run_dir)
+    s = summarize(point.run_dir, records)
     r.status = s.status if s.status in ("finished", "interrupted", "diverged", "failed") else "interrupted"
     r.epochs_done = s.epochs_done
-    for e in iter_metrics(point.run_dir / METRICS_NAME):
-        if e["event"] == "eval":
-            r.accuracy, r.nll = e.get("accuracy"), e.get("nll")
-        elif e["event"] == "epoch":
-            r.train_loss = e.get("train_loss")
-        elif e["event"] == "end":
-            r.message = e.get("message", "") or ""
+    last_eval, epochs, ends = records.last_eval, records.epochs, records.of(RunEnd)
+    if last_eval is not None:
+        r.accuracy, r.nll = last_eval.result.accuracy, _finite(last_eval.result.nll)
+    if epochs:
+        r.train_loss = _finite(epochs[-1].train_loss)
+    if ends:
+        r.message = ends[-1].message
     return r
 
 

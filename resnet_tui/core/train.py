@@ -27,7 +27,8 @@ from resnet_tui.core.device import autocast_dtype, describe_device, resolve_devi
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
 from resnet_tui.core.model import ResNet, param_count
-from resnet_tui.core.runs import MetricsWriter, RunDir, atomic_write, atomic_write_text
+from resnet_tui.core.records import RecordWriter
+from resnet_tui.core.runs import RunDir, atomic_write, atomic_write_text
 
 FLUSH_SECONDS = 0.25  # how often per-batch losses are read back from the device
 # A finite loss above this has diverged too: an NLL of 1e6 means the logits are a million apart (--lr 1e6 gets ~1e11,
@@ -156,13 +157,17 @@ class Trainer:
         self.should_stop = should_stop
         self.resume = resume
         self.splits = splits
-        self.metrics: MetricsWriter | None = None
+        self.metrics: RecordWriter | None = None
 
-    # -- events go to the front end and to metrics.jsonl
-    def emit(self, event: ev.Event, record: dict[str, Any] | None = None) -> None:
-        if record is not None and self.metrics is not None:
-            self.metrics.write_many([record])
-        self.emit_ui(event)
+    # -- events go to metrics.jsonl (those it records), then to the front end
+    def emit(self, event: ev.Event) -> None:
+        self.emit_many([event])
+
+    def emit_many(self, events: list[ev.Event]) -> None:
+        if self.metrics is not None:
+            self.metrics.write_many(events)
+        for event in events:
+            self.emit_ui(event)
 
     def run_training(self) -> ev.RunEnd:
         cfg = self.cfg
@@ -176,7 +181,7 @@ class Trainer:
         if self.resume:
             start_epoch0, start_batch0, images_done, train_seconds, partial_losses = self._restore(s)
         atomic_write_text(self.run.config_path, cfg.to_toml())
-        self.metrics = MetricsWriter(self.run.metrics_path)
+        self.metrics = RecordWriter(self.run.metrics_path, self.run.path)
         try:
             return self._loop(s, start_epoch0, start_batch0, images_done, train_seconds, partial_losses)
         except OSError as e:
@@ -186,7 +191,7 @@ class Trainer:
                        f"the last completed checkpoint and resume state are intact; free space, then --resume {self.run.path}")
             end = ev.RunEnd("failed", 0.0, 0.0, message)
             try:
-                self.metrics.write("end", status="failed", images_per_sec=0.0, train_seconds=0.0, message=message)
+                self.metrics.write(end)
             except OSError:
                 pass
             self.emit_ui(end)
@@ -242,15 +247,13 @@ class Trainer:
         model, step_model, opt, sched = s.model, s.step_model, s.optimizer, s.scheduler
         criterion = loss_fn(cfg)
         nb = s.steps_per_epoch
-        self.emit(
-            ev.TrainStart(cfg.to_dict(), str(self.run.path), describe_device(s.device), param_count(model), s.train.n, s.test.n, nb,
-                          epoch0_start + 1, batch0_start + 1, s.notices),
-            {"event": "start", "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), "device": describe_device(s.device),
-             "param_count": param_count(model), "n_train": s.train.n, "n_test": s.test.n, "batches_per_epoch": nb,
-             "resumed_at": {"epoch": epoch0_start + 1, "batch": batch0_start + 1} if self.resume else None, "config": cfg.to_dict()},
-        )
+        self.emit(ev.TrainStart(
+            cfg.to_dict(), str(self.run.path), describe_device(s.device), param_count(model), s.train.n, s.test.n, nb,
+            epoch0_start + 1, batch0_start + 1, s.notices, time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            resumed=self.resume,
+        ))
         for note in s.notices:
-            self.emit(ev.Notice(note, "warning"), {"event": "notice", "text": note})
+            self.emit(ev.Notice(note, "warning"))
 
         model.train()
         images_this_process, seconds_this_process = 0, 0.0
@@ -275,22 +278,19 @@ class Trainer:
                     return None
                 vals = losses_dev[flushed:upto].tolist()
                 now = train_seconds + seconds_this_process + (time.perf_counter() - t0)
-                records, bad = [], None
+                batches: list[ev.Event] = []
+                bad: int | None = None
                 for i, loss in enumerate(vals):
                     bi = flushed + i
                     images += batch_sizes[bi - first_b]
-                    finite = math.isfinite(loss)
-                    if (not finite or loss > DIVERGED_LOSS) and bad is None:
+                    if (not math.isfinite(loss) or loss > DIVERGED_LOSS) and bad is None:
                         bad = bi
                     lr = cfg.lr * sched.lr_lambdas[0](epoch0 * nb + bi)
-                    records.append({"event": "batch", "epoch": epoch0 + 1, "batch": bi + 1, "loss": loss if finite else None,
-                                    "images": images, "time": round(now, 4), "lr": lr})
-                    self.emit_ui(ev.BatchEnd(epoch0 + 1, bi + 1, loss, images, now, lr))
+                    batches.append(ev.BatchEnd(epoch0 + 1, bi + 1, loss, images, now, lr))
                     if bad is not None:
                         break
                     epoch_losses.append(loss)
-                assert self.metrics is not None
-                self.metrics.write_many(records)
+                self.emit_many(batches)
                 flushed = upto if bad is None else bad + 1
                 return bad
 
@@ -306,7 +306,7 @@ class Trainer:
                             except Exception as e:  # compile failed at first use: fall back to eager
                                 step_model = model
                                 note = f"torch.compile failed ({type(e).__name__}); training without it"
-                                self.emit(ev.Notice(note, "warning"), {"event": "notice", "text": note})
+                                self.emit(ev.Notice(note, "warning"))
                                 out = step_model(x)
                             compiled_checked = True
                         else:
@@ -360,11 +360,10 @@ class Trainer:
                 break
             train_loss = float(np.mean(epoch_losses)) if epoch_losses else float("nan")
             eps = epoch_images / epoch_seconds if epoch_seconds > 0 else 0.0
-            self.emit(ev.EpochEnd(epoch0 + 1, train_loss, epoch_seconds, eps),
-                      {"event": "epoch", "epoch": epoch0 + 1, "train_loss": train_loss, "seconds": round(epoch_seconds, 3), "images_per_sec": round(eps, 2)})
+            self.emit(ev.EpochEnd(epoch0 + 1, train_loss, epoch_seconds, eps))
             ck = self.run.checkpoint_path(epoch0)
             save_state_dict(model, ck)
-            self.emit(ev.CheckpointSaved(epoch0 + 1, str(ck)), {"event": "checkpoint", "epoch": epoch0 + 1, "path": str(ck.relative_to(self.run.path))})
+            self.emit(ev.CheckpointSaved(epoch0 + 1, str(ck)))
             self._save_resume(s, epoch0 + 1, 0, images, train_seconds + seconds_this_process, [])
             epochs_done = epoch0 + 1
             if self.metrics is not None:
@@ -384,12 +383,9 @@ class Trainer:
                 message = (f"stopped during the final evaluation; training is complete and its checkpoints are kept; "
                            f"evaluate with: resnet-tui --no-ui evaluate {self.run.path}")
             else:
-                self.emit(ev.EvalEnd(cfg.epochs, result),
-                          {"event": "eval", "epoch": cfg.epochs, "accuracy": result.accuracy, "nll": result.nll, "n": result.n,
-                           "classes": result.classes, "confusion": result.confusion, "precision": result.precision,
-                           "recall": result.recall, "f1": result.f1})
+                self.emit(ev.EvalEnd(cfg.epochs, result))
         end = ev.RunEnd(status, ips, total_seconds, message, epochs_done=epochs_done)
-        self.emit(end, {"event": "end", "status": status, "images_per_sec": round(ips, 2), "train_seconds": round(total_seconds, 3), "message": message})
+        self.emit(end)
         return end
 
 

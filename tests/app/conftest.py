@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from resnet_tui.core import events as ev
 from resnet_tui.core.config import TrainConfig
 
-from app_helpers import batch_records, eval_record, start_record, write_run
+from app_helpers import batch_records, end_record, epoch_record, eval_record, record, start_record, write_run
 
 FIXED_LOG_TIME = "20261128-10:00:00"
 
@@ -48,21 +49,16 @@ def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A runs folder with a finished, an interrupted, a diverged and a running run (fixed content; shown as ./runs)."""
     root = tmp_path / "runs"
     lab = TrainConfig(epochs=2, batch_size=128)
-    write_run(root / "20261128-100000", [start_record(lab, 4, "2026-11-28 10:00:00"), *batch_records(1, 4, 128),
-                                         {"event": "epoch", "epoch": 1, "train_loss": 2.275, "seconds": 2.0, "images_per_sec": 256.0},
-                                         *batch_records(2, 4, 128, 2.2, first_image=512, first_time=2.0),
-                                         {"event": "epoch", "epoch": 2, "train_loss": 2.175, "seconds": 2.0, "images_per_sec": 256.0},
-                                         eval_record(2, 0.5),
-                                         {"event": "end", "status": "finished", "images_per_sec": 256.0, "train_seconds": 4.0, "message": ""}], lab)
+    write_run(root / "20261128-100000", [start_record(lab, 4, "2026-11-28 10:00:00"), *batch_records(1, 4, 128), epoch_record(1, 2.275),
+                                         *batch_records(2, 4, 128, 2.2, first_image=512, first_time=2.0), epoch_record(2, 2.175),
+                                         eval_record(2, 0.5), end_record("finished", 256.0, 4.0)], lab)
     adam = TrainConfig(epochs=3, batch_size=128, optimizer="adam", lr=0.01)
     write_run(root / "20261128-110000", [start_record(adam, 4, "2026-11-28 11:00:00"), *batch_records(1, 2, 128),
-                                         {"event": "end", "status": "interrupted", "images_per_sec": 250.0, "train_seconds": 1.0,
-                                          "message": "stopped at epoch 1, batch 2"}], adam)
+                                         end_record("interrupted", 250.0, 1.0, "stopped at epoch 1, batch 2")], adam)
     hot = TrainConfig(epochs=1, batch_size=128, lr=5.0)
     write_run(root / "20261128-120000", [start_record(hot, 4, "2026-11-28 12:00:00"), *batch_records(1, 2, 128),
-                                         {"event": "batch", "epoch": 1, "batch": 3, "loss": None, "images": 384, "time": 1.5, "lr": 5.0},
-                                         {"event": "end", "status": "diverged", "images_per_sec": 250.0, "train_seconds": 1.5,
-                                          "message": "the loss became non-finite at epoch 1, batch 3"}], hot)
+                                         record(ev.BatchEnd(1, 3, float("nan"), 384, 1.5, 5.0)),
+                                         end_record("diverged", 250.0, 1.5, "the loss became non-finite at epoch 1, batch 3")], hot)
     running = write_run(root / "20261128-130000", [start_record(lab, 4, "2026-11-28 13:00:00"), *batch_records(1, 3, 128)], lab)
     now = time.time()
     os.utime(running / "metrics.jsonl", (now, now))

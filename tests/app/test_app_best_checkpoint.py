@@ -18,18 +18,16 @@ from resnet_tui.core.device import resolve_device
 from resnet_tui.core.model import ResNet
 from resnet_tui.core.runs import best_checkpoint
 
-from app_helpers import batch_records, shown_text, start_record, wait_for, write_run
+from app_helpers import batch_records, end_record, epoch_record, shown_text, start_record, wait_for, write_run
 
 
 def two_epoch_run(trained_run: Path, tmp_path: Path) -> Path:
     """Epoch 1 has the lower training loss though epoch 2 is the last; the two checkpoints differ
     (epoch 1: the trained weights, epoch 2: a fresh network)."""
     cfg = TrainConfig(epochs=2, batch_size=32, layers=(1, 1, 1))
-    run = write_run(tmp_path / "run", [start_record(cfg, 2), *batch_records(1, 2, 32),
-                                       {"event": "epoch", "epoch": 1, "train_loss": 2.0, "seconds": 1.0, "images_per_sec": 64.0},
-                                       *batch_records(2, 2, 32, first_image=64, first_time=1.0),
-                                       {"event": "epoch", "epoch": 2, "train_loss": 2.1, "seconds": 1.0, "images_per_sec": 64.0},
-                                       {"event": "end", "status": "finished", "images_per_sec": 64.0, "train_seconds": 2.0, "message": ""}], cfg)
+    run = write_run(tmp_path / "run", [start_record(cfg, 2), *batch_records(1, 2, 32), epoch_record(1, 2.0, 1.0, 64.0),
+                                       *batch_records(2, 2, 32, first_image=64, first_time=1.0), epoch_record(2, 2.1, 1.0, 64.0),
+                                       end_record("finished", 64.0, 2.0)], cfg)
     (run / "checkpoints").mkdir()
     shutil.copy(trained_run / "checkpoints" / "cifar10_model_epoch_0.pth", run / "checkpoints" / "cifar10_model_epoch_0.pth")
     torch.manual_seed(1)

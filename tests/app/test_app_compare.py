@@ -12,7 +12,7 @@ from resnet_tui.app.screens.compare import CompareChart, CompareScreen, load_cur
 from resnet_tui.app.screens.runs import RunsScreen
 from resnet_tui.core.config import TrainConfig
 
-from app_helpers import batch_records, eval_record, shown_text, start_record, wait_for, write_run
+from app_helpers import batch_records, end_record, epoch_record, eval_record, shown_text, start_record, wait_for, write_run
 
 
 def test_smoothing_is_an_ema_that_keeps_the_first_value_and_damps_noise():
@@ -31,9 +31,7 @@ def add_sweep(root: Path) -> Path:
     for name, opt, acc, skip in (("skip=on", "sgd", 0.40, True), ("skip=off", "sgd", 0.30, False)):
         cfg = TrainConfig(epochs=1, batch_size=128, optimizer=opt, skip=skip)
         write_run(sweep / name, [start_record(cfg, 4, "2026-11-28 14:00:00"), *batch_records(1, 4, 128, 2.3 if skip else 2.5, 0.05),
-                                 {"event": "epoch", "epoch": 1, "train_loss": 2.2 if skip else 2.4, "seconds": 2.0, "images_per_sec": 256.0},
-                                 eval_record(1, acc),
-                                 {"event": "end", "status": "finished", "images_per_sec": 256.0, "train_seconds": 2.0, "message": ""}], cfg)
+                                 epoch_record(1, 2.2 if skip else 2.4), eval_record(1, acc), end_record("finished", 256.0, 2.0)], cfg)
     return sweep
 
 

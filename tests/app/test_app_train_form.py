@@ -10,7 +10,7 @@ import pytest
 
 from resnet_tui.core.config import ConfigError, TrainConfig, parse_field
 
-from app_helpers import screen_text, shown_text, wait_for
+from app_helpers import read_records, screen_text, shown_text, wait_for
 
 
 def config_error(name: str, value: str, label: str) -> str:
@@ -109,7 +109,6 @@ async def test_skip_off_in_the_form_trains_the_plain_network(tiny_config, tmp_pa
     import tomllib
 
     from resnet_tui.core.model import ResNet, param_count
-    from resnet_tui.core.runs import iter_metrics
 
     app = ResNetApp(config=tiny_config.replace(epochs=1), runs_root=tmp_path / "runs", device_label="CPU")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -131,6 +130,6 @@ async def test_skip_off_in_the_form_trains_the_plain_network(tiny_config, tmp_pa
         run_dir = app.current_run_dir
         with open(run_dir / "config.toml", "rb") as f:
             assert tomllib.load(f)["skip"] is False
-        start = next(r for r in iter_metrics(run_dir / "metrics.jsonl") if r["event"] == "start")
+        start = next(r for r in read_records(run_dir) if r["event"] == "start")
         plain, with_skips = param_count(ResNet((1, 1, 1), skip=False)), param_count(ResNet((1, 1, 1)))
         assert plain < with_skips and start["param_count"] == plain and start["config"]["skip"] is False

@@ -12,9 +12,8 @@ from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.dialogs import ConfirmQuit
 from resnet_tui.app.screens.model import ModelScreen
 from resnet_tui.app.widgets.config_form import ConfigForm
-from resnet_tui.core.runs import iter_metrics
 
-from app_helpers import screen_text, shown_text, wait_for
+from app_helpers import read_records, screen_text, shown_text, wait_for
 
 LAB_BATCH_LINE = re.compile(r"^\[LOG \d{8}-\d\d:\d\d:\d\d\] epoch: (\d+), batch: (\d+) train-loss: (\d+\.\d{4})$")
 
@@ -38,7 +37,7 @@ async def test_a_tiny_run_trains_with_a_live_chart_progress_and_log(tiny_config,
         # the run directory is the headless one, written by the Trainer
         run_dir = app.current_run_dir
         assert run_dir is not None and run_dir.parent == tmp_path / "runs"
-        records = list(iter_metrics(run_dir / "metrics.jsonl"))
+        records = read_records(run_dir)
         assert records[-1]["event"] == "end" and records[-1]["status"] == "finished"
         assert (run_dir / "checkpoints" / "cifar10_model_epoch_1.pth").exists()
         batch_losses = [r["loss"] for r in records if r["event"] == "batch"]
@@ -88,7 +87,7 @@ async def test_quitting_while_training_asks_first_then_stops_and_saves(tiny_conf
             await asyncio.sleep(0.05)
         assert not app.is_running
     assert app.run_end is not None and app.run_end.status == "interrupted"
-    records = list(iter_metrics(run_dir / "metrics.jsonl"))
+    records = read_records(run_dir)
     assert records[-1]["event"] == "end" and records[-1]["status"] == "interrupted"
     assert (run_dir / "resume.pt").exists()  # resumable: `resnet-tui train --resume` continues it
     assert sum(1 for r in records if r["event"] == "batch") < 60
@@ -146,7 +145,7 @@ async def test_a_stopped_run_resumes_in_the_app_and_finishes(tiny_config, tmp_pa
         await pilot.press("s")
         first = await app.wait_for_run_end(timeout=60)
     assert first is not None and first.status == "interrupted"
-    stopped_at = sum(1 for r in iter_metrics(run_dir / "metrics.jsonl") if r["event"] == "batch")
+    stopped_at = sum(1 for r in read_records(run_dir) if r["event"] == "batch")
 
     # `resnet-tui train --resume RUN_DIR` opens the app like this
     app = ResNetApp(mode="train", config=cfg, run_dir=run_dir, resume=True, device_label="CPU")
@@ -157,7 +156,7 @@ async def test_a_stopped_run_resumes_in_the_app_and_finishes(tiny_config, tmp_pa
         progress = app.train_screen.monitor.progress
         assert progress.start.start_batch == stopped_at + 1 or progress.start.start_epoch == 2
         assert progress.batches_done == 10 and len(progress.losses) == 10 - stopped_at  # the chart has this run's batches
-    records = list(iter_metrics(run_dir / "metrics.jsonl"))
+    records = read_records(run_dir)
     starts = [r for r in records if r["event"] == "start"]
     assert len(starts) == 2 and starts[1]["resumed_at"] is not None
     assert sum(1 for r in records if r["event"] == "batch") == 10 and records[-1]["status"] == "finished"
@@ -178,6 +177,6 @@ async def test_sigterm_or_a_dropped_ssh_connection_stops_the_run_and_saves(tiny_
             await asyncio.sleep(0.05)
         assert not app.is_running
     assert signal.SIGHUP not in asyncio.get_running_loop()._signal_handlers  # the app removed its handlers
-    records = list(iter_metrics(run_dir / "metrics.jsonl"))
+    records = read_records(run_dir)
     assert records[-1]["event"] == "end" and records[-1]["status"] == "interrupted"
     assert (run_dir / "resume.pt").exists()

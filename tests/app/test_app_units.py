@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
 from resnet_tui.core import events as ev
-from resnet_tui.app.metrics_follow import MetricsFollower, event_from_record
+from resnet_tui.app.metrics_follow import MetricsFollower
+from resnet_tui.core.records import from_record, kind_of, to_line
 from resnet_tui.app.relay import EventRelay
 from resnet_tui.core.progress import RunProgress
 from resnet_tui.app.widgets.loss_chart import bucket
@@ -52,29 +52,30 @@ def test_bucket_keeps_small_series_and_buckets_long_ones():
 def test_follower_reads_only_new_complete_lines(tmp_path):
     path = tmp_path / "metrics.jsonl"
     follower = MetricsFollower(path)
-    assert follower.read_new() == []  # no file yet
-    path.write_text(json.dumps({"event": "start"}) + "\n" + '{"event": "batch", "epo')
-    assert [r["event"] for r in follower.read_new()] == ["start"]
-    assert follower.read_new() == []  # the torn line is left for later
+    assert follower.read_new().events == []  # no file yet
+    start = to_line(ev.TrainStart({}, "", "CPU", 0, 0, 0, 4))
+    path.write_text(start + '{"event": "batch", "epo')
+    assert [kind_of(e) for e in follower.read_new().events] == ["start"]
+    assert follower.read_new().events == []  # the torn line is left for later
     with open(path, "a") as f:
-        f.write('ch": 1, "batch": 1, "loss": 2.0}\nnot json\n' + json.dumps({"event": "end", "status": "finished"}) + "\n")
-    assert [r["event"] for r in follower.read_new()] == ["batch", "end"]  # the damaged line is skipped
-    path.write_text(json.dumps({"event": "start"}) + "\n")  # replaced by a shorter file: read from the start
-    assert [r["event"] for r in follower.read_new()] == ["start"]
+        f.write('ch": 1, "batch": 1, "loss": 2.0}\nnot json\n' + to_line(ev.RunEnd("finished", 0.0, 0.0)))
+    assert [kind_of(e) for e in follower.read_new().events] == ["batch", "end"]  # the damaged line is skipped
+    path.write_text(start)  # replaced by a shorter file: read from the start
+    assert [kind_of(e) for e in follower.read_new().events] == ["start"]
 
 
 def test_records_become_engine_events(tmp_path):
-    e = event_from_record({"event": "batch", "epoch": 2, "batch": 3, "loss": None, "images": 10, "time": 1.0, "lr": 0.1})
+    e = from_record({"event": "batch", "epoch": 2, "batch": 3, "loss": None, "images": 10, "time": 1.0, "lr": 0.1})
     assert isinstance(e, ev.BatchEnd) and math.isnan(e.loss) and e.epoch == 2
-    e = event_from_record({"event": "checkpoint", "epoch": 1, "path": "checkpoints/cifar10_model_epoch_0.pth"}, tmp_path)
+    e = from_record({"event": "checkpoint", "epoch": 1, "path": "checkpoints/cifar10_model_epoch_0.pth"}, tmp_path)
     assert isinstance(e, ev.CheckpointSaved) and e.path == str(tmp_path / "checkpoints/cifar10_model_epoch_0.pth")
-    e = event_from_record({"event": "eval", "epoch": 1, "accuracy": 0.5, "nll": 1.0, "n": 4, "classes": ["a", "b"],
+    e = from_record({"event": "eval", "epoch": 1, "accuracy": 0.5, "nll": 1.0, "n": 4, "classes": ["a", "b"],
                            "confusion": [[1, 1], [0, 2]], "precision": [1.0, 0.67], "recall": [0.5, 1.0], "f1": [0.67, 0.8]})
     assert isinstance(e, ev.EvalEnd) and e.result.accuracy == 0.5 and e.result.confusion == [[1, 1], [0, 2]]
-    assert event_from_record({"event": "batch"}) is None  # damaged: skipped, not raised
-    e = event_from_record({"event": "start", "config": {"epochs": 3}})  # from another version: defaults fill in
+    assert from_record({"event": "batch"}) is None  # damaged: skipped, not raised
+    e = from_record({"event": "start", "config": {"epochs": 3}})  # from another version: defaults fill in
     assert isinstance(e, ev.TrainStart) and e.config["epochs"] == 3 and e.config["skip"] is True
-    assert event_from_record({"event": "something new"}) is None
+    assert from_record({"event": "something new"}) is None
 
 
 def test_run_progress_counts_batches_speed_and_eta():

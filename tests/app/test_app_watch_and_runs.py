@@ -12,7 +12,8 @@ from resnet_tui.app.screens.runs import RunsScreen
 from resnet_tui.app.widgets.confusion import EvalReport
 from resnet_tui.core.config import TrainConfig
 
-from app_helpers import batch_records, eval_record, screen_text, shown_text, start_record, wait_for, write_run
+from app_helpers import (batch_records, checkpoint_record, end_record, epoch_record, eval_record, screen_text, shown_text,
+                         start_record, wait_for, write_run)
 
 
 def append(path, records, tail: str = "") -> None:
@@ -36,8 +37,7 @@ async def test_watch_mode_follows_a_metrics_file_as_it_grows(tmp_path):
         # the writer appends the rest of epoch 1 and half a line of epoch 2
         rest = batch_records(1, 4, 32)[2:]
         half = json.dumps(batch_records(2, 1, 32, first_image=128, first_time=2.0)[0])
-        append(metrics, rest + [{"event": "epoch", "epoch": 1, "train_loss": 2.275, "seconds": 2.0, "images_per_sec": 64.0}],
-               tail=half[:20])
+        append(metrics, rest + [epoch_record(1, 2.275, images_per_sec=64.0)], tail=half[:20])
         await wait_for(pilot, lambda: monitor.progress.batches_done == 4, 5, "epoch 1 to finish")
         assert monitor.progress.epoch_losses == {1: 2.275}
         await pilot.pause(0.6)  # more than one poll: the torn line must not be read
@@ -47,10 +47,7 @@ async def test_watch_mode_follows_a_metrics_file_as_it_grows(tmp_path):
         with open(metrics, "a") as f:
             f.write(half[20:] + "\n")
         append(metrics, batch_records(2, 4, 32, 2.2, first_image=128, first_time=2.0)[1:]
-               + [{"event": "epoch", "epoch": 2, "train_loss": 2.175, "seconds": 2.0, "images_per_sec": 64.0},
-                  {"event": "checkpoint", "epoch": 2, "path": "checkpoints/cifar10_model_epoch_1.pth"},
-                  eval_record(2, 0.5),
-                  {"event": "end", "status": "finished", "images_per_sec": 64.0, "train_seconds": 4.0, "message": ""}])
+               + [epoch_record(2, 2.175, images_per_sec=64.0), checkpoint_record(2), eval_record(2, 0.5), end_record("finished", 64.0, 4.0)])
         await wait_for(pilot, lambda: view.ended is not None, 5, "the end record")
         assert monitor.progress.batches_done == 8 and monitor.chart.point_count == 8
         assert "finished" in shown_text(view.query_one("#run-title"))

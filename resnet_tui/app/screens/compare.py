@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import math
+
 import numpy as np
 from rich.text import Text
 from textual import work
@@ -19,9 +21,11 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
-from resnet_tui.core.runs import METRICS_NAME, RunSummary, iter_metrics, summarize
+from resnet_tui.core.records import read_run
+from resnet_tui.core.runs import RunSummary, summarize
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.loss_chart import MAX_POINTS, bucket
+from resnet_tui.report import plain, printable
 
 COLORS = ("cyan", "orange", "green", "magenta", "yellow", "red", "blue", "white")
 
@@ -66,32 +70,24 @@ class RunCurve:
 
 
 def load_curve(path: Path, label: str) -> RunCurve:
-    """Read a run directory: per-batch losses at their position in epochs, the last epoch's loss, the last eval."""
-    import math
-
-    curve = RunCurve(path, label, summarize(path))
-    per_epoch = 0
-    points: dict[tuple[int, int], float] = {}  # (epoch, batch) -> loss; a resumed run's repeated batch is replaced
-    for r in iter_metrics(path / METRICS_NAME):
-        kind = r["event"]
-        try:
-            if kind == "start":
-                per_epoch = int(r.get("batches_per_epoch") or per_epoch)
-            elif kind == "batch":
-                loss = r.get("loss")
-                if isinstance(loss, (int, float)) and math.isfinite(loss):
-                    points[(int(r["epoch"]), int(r["batch"]))] = float(loss)
-            elif kind == "epoch":
-                curve.train_loss = float(r["train_loss"])
-            elif kind == "eval":
-                curve.nll = float(r["nll"]) if r.get("nll") is not None else None
-        except (KeyError, TypeError, ValueError):
-            continue  # a damaged or foreign record: left out
-    per_epoch = per_epoch or max((b for _, b in points), default=1)
-    for (epoch, batch), loss in sorted(points.items()):
-        curve.xs.append((epoch - 1) + batch / per_epoch)
-        curve.losses.append(loss)
+    """Read a run directory: per-batch losses at their position in epochs, the last epoch's loss, the last eval.
+    Damaged lines and the batches a resumed run trained again (its earlier tries) are left out (records.read_run)."""
+    records = read_run(path)
+    curve = RunCurve(path, label, summarize(path, records))
+    batches = [b for b in records.batches if math.isfinite(b.loss)]
+    start = records.start
+    per_epoch = (start.batches_per_epoch if start is not None else 0) or max((b.batch for b in batches), default=1)
+    curve.xs = [(b.epoch - 1) + b.batch / per_epoch for b in batches]
+    curve.losses = [b.loss for b in batches]
+    if records.epochs:
+        curve.train_loss = _finite(records.epochs[-1].train_loss)
+    if records.last_eval is not None:
+        curve.nll = _finite(records.last_eval.result.nll)
     return curve
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def final_row(c: RunCurve) -> tuple[Any, ...]:
@@ -99,8 +95,8 @@ def final_row(c: RunCurve) -> tuple[Any, ...]:
     epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs is not None else str(s.epochs_done)
     from resnet_tui.app.screens.runs import status_text
 
-    return (
-        c.label, s.optimizer or "?", f"{s.lr:g}" if isinstance(s.lr, (int, float)) else "?", c.layers, c.skip, epochs,
+    return (  # strings from the runs' files are Text: a DataTable would read a str as markup
+        plain(c.label), plain(s.optimizer or "?"), f"{s.lr:g}" if isinstance(s.lr, (int, float)) else "?", c.layers, c.skip, epochs,
         f"{c.train_loss:.4f}" if c.train_loss is not None else "-",
         f"{s.accuracy:.2%}" if isinstance(s.accuracy, (int, float)) else "-",
         f"{c.nll:.4f}" if c.nll is not None else "-",
@@ -138,7 +134,7 @@ class CompareChart(PlotextPlot):
             x, mean, _ = bucket(c.xs, ys.tolist(), MAX_POINTS)
             xs, vals = x.tolist(), mean.tolist()
             self.series.append((c.label, xs, vals))
-            plt.plot(xs, vals, marker="braille", color=COLORS[i % len(COLORS)], label=c.label)
+            plt.plot(xs, vals, marker="braille", color=COLORS[i % len(COLORS)], label=printable(c.label))
             right = max(right, xs[-1])
         if self.series:
             plt.xlim(0, right or 1.0)
@@ -182,7 +178,7 @@ class CompareScreen(AppScreen):
             try:
                 curves.append(load_curve(path, label))
             except OSError as e:
-                self.app.call_from_thread(self.notify, f"{path}: {e}", severity="error")
+                self.app.call_from_thread(self.notify, printable(f"{path}: {e}"), severity="error", markup=False)
         self.app.call_from_thread(self._show, curves)
 
     def _show(self, curves: list[RunCurve]) -> None:

@@ -14,11 +14,12 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, TabbedContent, TabPane
 
 from resnet_tui.core import events as ev
-from resnet_tui.core.runs import METRICS_NAME
-from resnet_tui.app.metrics_follow import MetricsFollower, event_from_record
+from resnet_tui.core.records import METRICS_NAME
+from resnet_tui.app.metrics_follow import MetricsFollower
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.confusion import EvalReport
 from resnet_tui.app.widgets.run_monitor import RunMonitor
+from resnet_tui.report import printable
 
 POLL_SECONDS = 0.5
 
@@ -30,7 +31,7 @@ class RunViewScreen(AppScreen):
     def __init__(self, run_dir: str | Path) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.follower = MetricsFollower(self.run_dir / METRICS_NAME)
+        self.follower = MetricsFollower(self.run_dir / METRICS_NAME, self.run_dir)
         self.ended: ev.RunEnd | None = None
         self.eval_result: Any = None
         self.records_read = 0
@@ -49,7 +50,7 @@ class RunViewScreen(AppScreen):
                     yield EvalReport(id="run-eval-report")
 
     def on_mount(self) -> None:
-        self.sub_title = f"run {self.run_dir.name}"
+        self.sub_title = f"run {printable(self.run_dir.name)}"
         self.poll()
         if self.ended is None:
             self._timer = self.set_interval(POLL_SECONDS, self.poll)
@@ -69,17 +70,16 @@ class RunViewScreen(AppScreen):
             self.app.notify(f"stopped following {self.run_dir}: {type(e).__name__}: {e}", severity="error")
 
     def _poll(self) -> None:
-        records = self.follower.read_new()
-        if not records:
+        update = self.follower.read_new()
+        if update.restart:  # a resumed run superseded records shown already (or the file was replaced): show it again
+            self._restart()
+        events = update.events
+        if not events:
             return
-        self.records_read += len(records)
-        for r in records:
-            if r.get("event") == "start":
-                try:
-                    self._started_utc = datetime.strptime(str(r.get("time_utc")), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-                except ValueError:
-                    self._started_utc = None
-        events = [e for e in (event_from_record(r, self.run_dir) for r in records) if e is not None]
+        self.records_read += len(events)
+        for e in events:
+            if isinstance(e, ev.TrainStart):
+                self._started_utc = _utc(e.time_utc)
         self.monitor.apply(events)
         for e in events:
             if isinstance(e, ev.EvalEnd):
@@ -94,6 +94,13 @@ class RunViewScreen(AppScreen):
             self._timer.stop()  # the writer is done: nothing more will come
             self._timer = None
         self._render_title()
+
+    def _restart(self) -> None:
+        self.monitor.reset()
+        self.ended, self.eval_result, self.records_read, self._started_utc = None, None, 0, None
+        self.query_one("#run-eval-none").display = True
+        if self._timer is None:
+            self._timer = self.set_interval(POLL_SECONDS, self.poll)
 
     def _event_time(self, e: ev.Event) -> str | None:
         """When the event happened, near enough for the log: the start time plus the training seconds
@@ -111,14 +118,21 @@ class RunViewScreen(AppScreen):
     def _render_title(self) -> None:
         t = Text()
         t.append("Run ", style="bold")
-        t.append(str(self.run_dir))
+        t.append(printable(str(self.run_dir)))
         t.append("  ")
         if self.ended is not None:
             style = {"finished": "bold green", "interrupted": "bold yellow"}.get(self.ended.status, "bold red")
-            t.append(self.ended.status, style=style)
+            t.append(printable(self.ended.status), style=style)
         elif self.records_read:
             t.append("● running: following metrics.jsonl", style="bold cyan")
         else:
             t.append("waiting for metrics.jsonl", style="dim")
         t.append("   Esc: back", style="dim")
         self.query_one("#run-title", Static).update(t)
+
+
+def _utc(time_utc: str) -> datetime | None:
+    try:
+        return datetime.strptime(time_utc, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None

@@ -15,17 +15,18 @@ from textual.widgets import DataTable, Static
 
 from resnet_tui.core.runs import RunSummary, list_runs
 from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.report import plain, printable
 
 if TYPE_CHECKING:
     from resnet_tui.app.app import ResNetApp
 
 STATUS_STYLE = {"finished": "green", "running": "bold cyan", "interrupted": "yellow", "diverged": "red", "failed": "red",
-                "stale": "dim", "unknown": "dim"}
+                "stale": "dim", "unknown": "dim", "unreadable": "red"}
 
 
 def status_text(status: str) -> Text:
     mark = "● " if status == "running" else ""
-    return Text(mark + status, style=STATUS_STYLE.get(status, ""))
+    return plain(mark + status, style=STATUS_STYLE.get(status, ""))
 
 
 def run_name(s: RunSummary, root: Path) -> str:
@@ -38,16 +39,16 @@ def run_name(s: RunSummary, root: Path) -> str:
 
 def run_row(s: RunSummary, root: Path | None = None, marked: bool = False) -> tuple[Any, ...]:
     epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs is not None else str(s.epochs_done)
-    return (
+    return (  # strings from the run's files are Text: a DataTable would read a str as markup
         Text("✓", style="bold green") if marked else Text(""),
-        s.started[:16],
-        s.optimizer or "?",
+        plain(s.started[:16]),
+        plain(s.optimizer or "?"),
         f"{s.lr:g}" if isinstance(s.lr, (int, float)) else "?",
         epochs,
         f"{s.last_loss:.4f}" if isinstance(s.last_loss, (int, float)) else "-",
         f"{s.accuracy:.2%}" if isinstance(s.accuracy, (int, float)) else "-",
         status_text(s.status),
-        run_name(s, root) if root is not None else s.path.name,
+        plain(run_name(s, root) if root is not None else s.path.name),
     )
 
 
@@ -103,12 +104,21 @@ class RunsScreen(AppScreen):
     def _render_info(self) -> None:
         root = self.resnet_app.runs_root
         running = sum(1 for s in self.summaries if s.status == "running")
-        marked = f" · [b green]{len(self.marked)} marked[/]" if self.marked else ""
-        self.query_one("#runs-info", Static).update(
-            f"[b]{len(self.summaries)} run{'s' if len(self.summaries) != 1 else ''}[/] in {root}" + (f" · [b cyan]{running} running[/]" if running else "")
-            + marked + " · Enter opens · Space marks, c compares · o: folder"
-            if self.summaries else f"No runs in {root} yet: train one on screen 1, or o opens another folder."
-        )
+        info = Text()
+        if not self.summaries:
+            info.append(f"No runs in {printable(root)} yet: train one on screen 1, or o opens another folder.")
+        else:
+            info.append(f"{len(self.summaries)} run{'s' if len(self.summaries) != 1 else ''}", style="bold")
+            info.append(f" in {printable(root)}")
+            if running:
+                info.append(f" · {running} running", style="bold cyan")
+            if self.marked:
+                info.append(f" · {len(self.marked)} marked", style="bold green")
+            skipped = sum(s.skipped for s in self.summaries)
+            if skipped:
+                info.append(f" · {skipped} damaged line{'s' if skipped != 1 else ''} skipped", style="yellow")
+            info.append(" · Enter opens · Space marks, c compares · o: folder")
+        self.query_one("#runs-info", Static).update(info)
 
     def action_mark(self) -> None:
         """Mark or unmark the highlighted run for comparing, and move to the next one."""
@@ -145,7 +155,7 @@ class RunsScreen(AppScreen):
             return
         path = Path(folder).expanduser()
         if not path.is_dir():
-            self.notify(f"{folder}: not a folder", severity="error")
+            self.notify(f"{printable(folder)}: not a folder", severity="error", markup=False)
             return
         self.resnet_app.runs_root = path
         self.marked.clear()
@@ -156,7 +166,7 @@ class RunsScreen(AppScreen):
 
     def _show_selected(self, row: int) -> None:
         if 0 <= row < len(self.summaries):
-            self.query_one("#runs-selected", Static).update(f"[dim]{self.summaries[row].path}[/]")
+            self.query_one("#runs-selected", Static).update(plain(self.summaries[row].path, style="dim"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.open_run(Path(str(event.row_key.value)))

@@ -17,6 +17,7 @@ from resnet_tui.core import sweep as sw
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.screens.runs import status_text
 from resnet_tui.app.widgets.run_monitor import RunMonitor
+from resnet_tui.report import plain, printable
 
 COLUMNS = ("#", "Run", "Status", "Epoch", "Batch", "Loss", "Accuracy", "NLL")
 
@@ -35,7 +36,7 @@ class RowState:
 
     def cells(self, rank: int | None = None) -> tuple[Any, ...]:
         return (
-            str(rank if rank is not None else self.index + 1), self.name, status_text(self.status),
+            str(rank if rank is not None else self.index + 1), plain(self.name), status_text(self.status),
             f"{self.epoch}/{self.epochs}" if self.epochs else "-",
             f"{self.batch}/{self.batches}" if self.batches else "-",
             f"{self.loss:.4f}" if self.loss is not None else "-",
@@ -78,14 +79,14 @@ class SweepScreen(AppScreen):
     def _title(self) -> None:
         t = Text()
         t.append("Sweep ", style="bold")
-        t.append(str(self.plan.out))
+        t.append(printable(self.plan.out))
         axes = " × ".join(f"{k} ({len(v)})" for k, v in self.plan.axes.items())
         t.append(f" · {len(self.rows)} runs" + (f": {axes}" if axes else ""))
         done = sum(r.status in sw.DONE_STATUSES for r in self.rows)
         if self.end is None:
             t.append(f"\n{done}/{len(self.rows)} done", style="bold cyan")
             if self.current is not None:
-                t.append(f" · training {self.rows[self.current].name}")
+                t.append(f" · training {printable(self.rows[self.current].name)}")
             t.append("   s stops the sweep (the run saves; the same command continues it)", style="dim")
         else:
             style = "bold green" if self.end.status == "finished" else "bold yellow"
