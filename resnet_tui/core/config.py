@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
+import stat
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -24,6 +26,9 @@ SCHEDULES = ("constant", "warmup-linear")
 PRECISIONS = ("auto", "fp32", "bf16")
 PRESETS = ("lab", "fast")
 ON_HANGUP = ("continue", "stop")
+MAX_BLOCKS = 64  # residual blocks per stage: the cap of --layers, and of the layers read off a checkpoint's keys
+MAX_SEED = 2**32 - 1  # numpy's seed range; torch accepts more, but the lab seeds both
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; anything over 1 MB is not one
 
 
 class ConfigError(UserError):
@@ -46,8 +51,8 @@ class ConfigError(UserError):
 # --- value parsers: each takes a str (flag/form) or a native TOML value, returns the typed value or raises ValueError(allowed)
 
 
-def _int(minimum: int) -> Callable[[Any], int]:
-    allowed = f"an integer >= {minimum}"
+def _int(minimum: int, maximum: int | None = None, why: str = "") -> Callable[[Any], int]:
+    allowed = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}{why}"
 
     def parse(v: Any) -> int:
         if isinstance(v, bool):
@@ -57,7 +62,7 @@ def _int(minimum: int) -> Callable[[Any], int]:
                 v = int(v.strip().replace("_", ""))
             except ValueError:
                 raise ValueError(allowed) from None
-        if not isinstance(v, int) or v < minimum:
+        if not isinstance(v, int) or v < minimum or (maximum is not None and v > maximum):
             raise ValueError(allowed)
         return v
 
@@ -143,13 +148,13 @@ def _layers(v: Any) -> tuple[int, int, int]:
             raise ValueError(allowed) from None
     if not isinstance(v, (list, tuple)) or len(v) != 3:
         raise ValueError(allowed)
-    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > 64 for n in v):
-        raise ValueError(allowed.replace(">= 1", "from 1 to 64"))
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > MAX_BLOCKS for n in v):
+        raise ValueError(allowed.replace(">= 1", f"from 1 to {MAX_BLOCKS}"))
     return tuple(v)  # type: ignore[return-value]
 
 
 # parse_field reports `allowed`, not the ValueError's text, so it names the upper bound too
-_layers.allowed = "three integers from 1 to 64 separated by commas, like 2,2,2"  # type: ignore[attr-defined]
+_layers.allowed = f"three integers from 1 to {MAX_BLOCKS} separated by commas, like 2,2,2"  # type: ignore[attr-defined]
 
 
 def _device(v: Any) -> str:
@@ -215,7 +220,7 @@ FIELDS: tuple[Field, ...] = (
     Field("warmup_epochs", _float(0), "epochs of linear warm-up (warmup-linear schedule)", "Warm-up epochs"),
     Field("label_smoothing", _float(0, 1), "label smoothing of the NLL loss", "Label smoothing"),
     Field("augment", _bool, "random flip and 4-pixel translate, on the device", "Augment", flag_bool=True),
-    Field("seed", _int(0), "random seed", "Seed"),
+    Field("seed", _int(0, MAX_SEED, " (numpy's seed range)"), "random seed", "Seed"),
     Field("layers", _layers, "residual blocks per stage", "Layers"),
     Field("skip", _bool, "residual shortcuts (--no-skip trains the plain network of the same depth)", "Skip connections", flag_bool=True),
     Field("device", _device, "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps", "Device"),
@@ -332,21 +337,43 @@ def unknown_key_error(key: str, source: str) -> ConfigError:
     return ConfigError(key, key, hint, source, message=f"unknown key {key!r}; {hint}")
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read and validate a config TOML file. Returns only the keys it sets, parsed."""
-    p = Path(path)
-    source = str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"--config: got {source!r}, expected an existing TOML file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"--config: cannot read {source!r}: {e}") from None
+def read_toml(path: str | Path, flag: str = "--config") -> dict[str, Any]:
+    """Read and validate a config TOML file. Returns only the keys it sets, parsed. `flag` names it in errors."""
+    source = str(path)
+    text = read_small_text(Path(path), flag, "TOML file")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:  # tomllib parses nested arrays recursively
+        raise UserError(f"{source}: not valid TOML: nested too deeply") from None
     return parse_mapping(raw, source)
+
+
+def read_small_text(path: Path, flag: str, what: str) -> str:
+    """A regular UTF-8 file of at most 1 MB, read without ever reading more (so /dev/zero or a FIFO cannot hang us)."""
+    source = str(path)
+    try:
+        # O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise UserError(f"{flag}: got {source!r}, expected an existing {what}") from None
+    except OSError as e:
+        raise UserError(f"{flag}: cannot read {source!r} ({e.strerror or e})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"{flag}: got {source!r}, expected a {what} (a regular file, not a folder, device or pipe)")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        except OSError as e:
+            raise UserError(f"{flag}: cannot read {source!r} ({e.strerror or e})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UserError(f"{flag}: got {source!r}, expected a {what} of at most 1 MB (it is larger)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{flag}: {source!r} is not UTF-8 text (byte {e.start}), expected a {what}") from None
 
 
 def parse_mapping(raw: Mapping[str, Any], source: str = "") -> dict[str, Any]:
