@@ -84,26 +84,49 @@ def _display_name(folder: str) -> str:
     return _FOLDER_ALIASES.get(folder.lower(), folder)
 
 
-def _list_folder(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
-    files: list[tuple[str, int]] = []
-    for label, cls in enumerate(classes):
-        names = sorted(e.name for e in os.scandir(split_dir / cls) if e.is_file() and not e.name.startswith("."))
-        files += [(f"{cls}/{n}", label) for n in names]
-    return classes, files
+def _reason(e: OSError) -> str:
+    return e.strerror or type(e).__name__
 
 
-def check_image_folder(root: str | Path) -> tuple[Path, list[str]]:
-    """Validate the layout: root/train and root/test with the same class folders. Returns (root, classes)."""
+def _class_folders(split_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The readable class folders of a split, sorted, and {name: why} for entries that cannot be read (a symlink loop,
+    no permission): those are skipped, not fatal."""
+    try:
+        with os.scandir(split_dir) as it:
+            entries = [e for e in it if not e.name.startswith(".")]
+    except OSError as e:
+        raise UserError(f"--data: cannot read {str(split_dir)!r} ({_reason(e)}), expected a readable folder of class folders") from None
+    classes, unreadable = [], {}
+    for e in entries:
+        try:
+            if not e.is_dir():
+                continue
+            with os.scandir(e.path):  # readable? (chmod 000 fails here, unless we are root)
+                pass
+        except OSError as err:
+            unreadable[e.name] = _reason(err)
+            continue
+        classes.append(e.name)
+    return sorted(classes), unreadable
+
+
+def _layout(root: str | Path) -> tuple[Path, list[str], list[str]]:
+    """(root, the classes readable in both train/ and test/, notices naming what was skipped)."""
     path = Path(root).expanduser()
     if not path.exists():
         raise UserError(f"--data: got {str(root)!r}, expected auto, cifar10, sample or an existing folder (it does not exist)")
     if not path.is_dir() or not (path / "train").is_dir() or not (path / "test").is_dir():
         raise UserError(f"--data: got {str(root)!r}, expected a folder with train/ and test/ subfolders, one folder per class")
-    train_classes = sorted(e.name for e in os.scandir(path / "train") if e.is_dir() and not e.name.startswith("."))
-    test_classes = sorted(e.name for e in os.scandir(path / "test") if e.is_dir() and not e.name.startswith("."))
+    train_classes, train_skipped = _class_folders(path / "train")
+    test_classes, test_skipped = _class_folders(path / "test")
+    skipped = {**test_skipped, **train_skipped}
+    notices = [f"skipped {split}/{name}: cannot read it ({why}); {name} is left out of train/ and test/"
+               for split, table in (("train", train_skipped), ("test", test_skipped)) for name, why in sorted(table.items())]
+    train_classes = [c for c in train_classes if c not in skipped]
+    test_classes = [c for c in test_classes if c not in skipped]
     if not train_classes:
-        raise UserError(f"--data: {str(path / 'train')!r} has no class folders")
+        found = f" (unreadable: {', '.join(sorted(skipped))})" if skipped else ""
+        raise UserError(f"--data: {str(path / 'train')!r} has no readable class folders{found}")
     if train_classes != test_classes:
         only_train = sorted(set(train_classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(train_classes))
@@ -111,7 +134,33 @@ def check_image_folder(root: str | Path) -> tuple[Path, list[str]]:
             f"--data: train/ and test/ of {str(root)!r} have different classes "
             f"(only in train: {', '.join(only_train) or '-'}; only in test: {', '.join(only_test) or '-'})"
         )
-    return path, train_classes
+    return path, train_classes, notices
+
+
+def _list_files(split_dir: Path, classes: list[str]) -> tuple[list[tuple[str, int]], list[str]]:
+    """("class/file", label) for the files of each class folder, and a notice for each entry that cannot be read."""
+    files: list[tuple[str, int]] = []
+    notices: list[str] = []
+    for label, cls in enumerate(classes):
+        try:
+            with os.scandir(split_dir / cls) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as e:  # readable a moment ago
+            notices.append(f"skipped {split_dir.name}/{cls}: cannot read it ({_reason(e)})")
+            continue
+        for e in entries:
+            try:
+                if e.is_file():
+                    files.append((f"{cls}/{e.name}", label))
+            except OSError as err:  # a symlink loop
+                notices.append(f"skipped {split_dir.name}/{cls}/{e.name}: cannot read it ({_reason(err)})")
+    return files, notices
+
+
+def check_image_folder(root: str | Path) -> tuple[Path, list[str]]:
+    """Validate the layout: root/train and root/test with the same (readable) class folders. Returns (root, classes)."""
+    path, classes, _ = _layout(root)
+    return path, classes
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -144,16 +193,18 @@ def _to_split(hwc: np.ndarray, labels: list[int], classes: tuple[str, ...], sour
 
 
 def load_image_folder(root: str | Path, split: str, limit: int | None = None) -> Split:
-    path, classes = check_image_folder(root)
+    path, classes, skipped = _layout(root)
     split_dir = path / split
-    folder_classes, files = _list_folder(split_dir)
+    files, unreadable = _list_files(split_dir, classes)
+    skipped += unreadable
     labels = np.array([label for _, label in files], dtype=np.int64)
-    chosen = balanced_indices(labels, limit, len(folder_classes))
+    chosen = balanced_indices(labels, limit, len(classes))
     names = [files[i][0] for i in chosen]
-    display = tuple(_display_name(c) for c in folder_classes)
+    display = tuple(_display_name(c) for c in classes)
 
-    # Cache key: every chosen file's name, size and mtime, so any change on disk invalidates it.
-    h = hashlib.sha256(str(split_dir.resolve()).encode())
+    # Cache key: the classes (labels are their positions) and every chosen file's name, size and mtime,
+    # so any change on disk invalidates it.
+    h = hashlib.sha256(str(split_dir.resolve()).encode() + b"\0" + "\0".join(classes).encode() + b"\n")
     for n in names:
         st = (split_dir / n).stat()
         h.update(f"{n}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -162,7 +213,7 @@ def load_image_folder(root: str | Path, split: str, limit: int | None = None) ->
         try:
             with np.load(cache, allow_pickle=False) as z:
                 notices = [str(s) for s in z["notices"]]
-                return _to_split(z["images"], z["labels"].tolist(), display, str(path), notices)
+                return _to_split(z["images"], z["labels"].tolist(), display, str(path), skipped + notices)
         except Exception:
             pass  # a damaged cache file is rebuilt below
 
@@ -177,7 +228,7 @@ def load_image_folder(root: str | Path, split: str, limit: int | None = None) ->
         os.replace(tmp, cache)
     except OSError:
         pass  # caching is an optimisation; a read-only cache dir must not stop training
-    return _to_split(hwc, kept_labels, display, str(path), notices)
+    return _to_split(hwc, kept_labels, display, str(path), skipped + notices)
 
 
 # ---------------------------------------------------------------- bundled sample

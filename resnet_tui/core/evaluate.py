@@ -77,16 +77,11 @@ def evaluate_checkpoint(
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> EvalResult | None:
-    """Load a checkpoint (path or URL, weights only) and evaluate it. Layers are read off the checkpoint when not given."""
-    from resnet_tui.core.checkpoint import infer_layers, load_into, read_state_dict
-    from resnet_tui.core.model import ResNet
+    """Load a checkpoint (path or URL, weights only) and evaluate it. Layers are read off the checkpoint when not given;
+    its head must have one output per class of `split` (a one-line error otherwise)."""
+    from resnet_tui.core.checkpoint import model_from_state, read_state_dict
 
     state = read_state_dict(checkpoint)
-    if layers is None:
-        layers = infer_layers(state) or (2, 2, 2)
-    if skip and not any(".downsample." in k for k in state) and any(k.startswith("layer2.") for k in state):
-        skip = False  # a plain (no-skip) network has no downsample shortcuts
-    model = ResNet(layers, skip=skip)
-    load_into(model, state, checkpoint, layers)
+    model = model_from_state(state, checkpoint, layers, skip, num_classes=len(split.classes))
     model = model.to(device).to(memory_format=torch.channels_last)
     return evaluate_model(model, DeviceBatches(split, device), split.classes, on_progress=on_progress, should_stop=should_stop)

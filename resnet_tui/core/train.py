@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnet_tui.core import events as ev
-from resnet_tui.core.checkpoint import load_into, save_state_dict
+from resnet_tui.core.checkpoint import read_resume_state, save_state_dict
 from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.data import DeviceBatches, Split, load_data
 from resnet_tui.core.device import autocast_dtype, describe_device, resolve_device
@@ -115,7 +115,8 @@ def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     seed_everything(cfg.seed)
-    model = ResNet(cfg.layers, skip=cfg.skip).to(device).to(memory_format=torch.channels_last)
+    # the head has one output per class of the data: 10 for CIFAR-10 (the lab's), N for an N-class image folder
+    model = ResNet(cfg.layers, skip=cfg.skip, num_classes=len(train_split.classes)).to(device).to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, model)
     train = DeviceBatches(train_split, device)
     steps = train.num_batches(cfg.batch_size)
@@ -176,10 +177,10 @@ class Trainer:
             raise UserError(f"--run-dir: got {str(self.run.path)!r}, which already holds a run; continue it with "
                             f"--resume {self.run.path}, or choose a new --run-dir")
         s = setup(cfg, *(self.splits or (None, None)))  # bad data fails here, before a run folder exists
-        self.run.prepare()
         start_epoch0, start_batch0, images_done, train_seconds, partial_losses = 0, 0, 0, 0.0, []
-        if self.resume:
+        if self.resume:  # a bad resume.pt fails here, before anything in the run folder is written
             start_epoch0, start_batch0, images_done, train_seconds, partial_losses = self._restore(s)
+        self.run.prepare()
         atomic_write_text(self.run.config_path, cfg.to_toml())
         self.metrics = RecordWriter(self.run.metrics_path, self.run.path)
         try:
@@ -206,23 +207,20 @@ class Trainer:
         path = self.run.resume_path
         if not path.exists():
             raise UserError(f"--resume: got {str(self.run.path)!r}, expected a run directory with {path.name} (none found)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UserError(f"--resume: {str(path)!r} is not readable ({type(e).__name__}); the epoch checkpoints are still in {self.run.checkpoints}") from None
-        load_into(s.model, state["model"], str(path), self.cfg.layers)
-        s.optimizer.load_state_dict(state["optimizer"])
+        state = read_resume_state(path, s.model, s.optimizer, s.scheduler, s.steps_per_epoch, s.device, RESUME_VERSION)
+        s.model.load_state_dict(state.model, strict=True)
+        s.optimizer.load_state_dict(state.optimizer)
         # resume.pt leaves out lr_lambdas (plain functions are not saved); LambdaLR.load_state_dict requires the key
-        s.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(s.scheduler.lr_lambdas)})
+        s.scheduler.load_state_dict({**state.scheduler, "lr_lambdas": [None] * len(s.scheduler.lr_lambdas)})
         # the schedule's length follows the (possibly new) number of epochs
         s.scheduler.lr_lambdas[0] = lr_factor(self.cfg, s.steps_per_epoch)
         # and so does the lr of the next step (the optimizer's saved lr is the old schedule's; with the same epochs it is equal)
         for group, base in zip(s.optimizer.param_groups, s.scheduler.base_lrs):
             group["lr"] = base * s.scheduler.lr_lambdas[0](s.scheduler.last_epoch)
-        torch.set_rng_state(state["rng_cpu"])
-        if s.device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"])
-        return int(state["epoch0"]), int(state["batch0"]), int(state["images"]), float(state["train_seconds"]), list(state["partial_losses"])
+        torch.set_rng_state(state.rng_cpu)
+        if state.rng_cuda is not None:
+            torch.cuda.set_rng_state(state.rng_cuda, s.device)
+        return state.epoch0, state.batch0, state.images, state.train_seconds, state.partial_losses
 
     def _save_resume(self, s: Setup, epoch0: int, batch0: int, images: int, train_seconds: float, partial: list[float]) -> None:
         state = {
