@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import unicodedata
 
 from rich.console import Console
 from rich.table import Table
@@ -13,24 +12,7 @@ from rich.tree import Tree
 
 from resnet_tui.core.events import EvalResult
 from resnet_tui.core.model import ModuleInfo, describe
-
-
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # could reorder what follows on screen
-
-
-def printable(s: object) -> str:
-    """A string from a file (a status, a folder or class name, a message) made safe to show: control characters
-    (ANSI escapes, newlines, bidi overrides) are written as escapes like \\x1b, so they reach no terminal raw."""
-    text = str(s)
-    if text.isprintable():
-        return text
-    return "".join(c.encode("unicode_escape").decode("ascii") if c in _BIDI or unicodedata.category(c) in ("Cc", "Zl", "Zp")
-                   else c for c in text)
-
-
-def plain(s: object, style: str = "") -> Text:
-    """A string from a file as Rich text: never read as markup, control characters escaped (printable)."""
-    return Text(printable(s), style=style)
+from resnet_tui.plain_text import plain
 
 
 def _console() -> Console:

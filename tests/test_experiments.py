@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import read_metrics_strict
 from resnet_tui import cli
 from resnet_tui.core.config import TrainConfig, tomllib
 from resnet_tui.core.data import load_split
@@ -44,7 +43,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 def events(run_dir: Path, kind: str) -> list[dict]:
-    return [e for e in read_metrics_strict(run_dir / "metrics.jsonl") if e["event"] == kind]  # as written, not via records
+    lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == kind]  # as written, not read through records
 
 
 def table_rows(text: str) -> list[list[str]]:

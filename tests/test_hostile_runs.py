@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli, tiny_flags
 from resnet_tui.core import events as ev
 from resnet_tui.core import records
 from resnet_tui.core.checkpoint import save_state_dict
@@ -79,17 +78,17 @@ HOSTILE_FOLDERS: dict[str, tuple[str, list[bytes | str], str]] = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_FOLDERS))
-def test_runs_list_skips_a_damaged_line_counts_it_and_still_lists_every_run(case: str, tmp_path: Path) -> None:
+def test_runs_list_skips_a_damaged_line_counts_it_and_still_lists_every_run(cli, case: str, tmp_path: Path) -> None:
     name, lines, status = HOSTILE_FOLDERS[case]
     make_run(tmp_path / "runs" / "good")
     make_run(tmp_path / "runs" / name, *lines)
-    proc = run_cli("runs", "list", "--runs-dir", str(tmp_path / "runs"))
+    proc = cli("runs", "list", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     rows = listed(proc.stdout)
     assert rows["good"][2] == "finished" and rows["good"][7] == "50.00%"
     assert rows[name][2] == status and rows[name][3] == "2/2"
     assert f"skipped 1 damaged line(s) of metrics.jsonl (not UTF-8, not JSON, or not a valid record) in: {name} (1)" in proc.stdout
-    as_json = {r["name"]: r for r in json.loads(run_cli("runs", "list", "--runs-dir", str(tmp_path / "runs"), "--json").stdout)}
+    as_json = {r["name"]: r for r in json.loads(cli("runs", "list", "--runs-dir", str(tmp_path / "runs"), "--json").stdout)}
     assert as_json[name]["skipped_lines"] == 1 and as_json["good"]["skipped_lines"] == 0
 
 
@@ -103,7 +102,7 @@ def status_line(status: str) -> str:
     ("closing-tag", None, "[/]"),
     ("bold", None, "[bold]done"),
 ])
-def test_folder_names_and_statuses_are_shown_as_text_not_markup(folder: str, sweep: str | None, status: str, tmp_path: Path) -> None:
+def test_folder_names_and_statuses_are_shown_as_text_not_markup(cli, folder: str, sweep: str | None, status: str, tmp_path: Path) -> None:
     root = tmp_path / "runs"
     parent = root
     if sweep is not None:
@@ -112,29 +111,29 @@ def test_folder_names_and_statuses_are_shown_as_text_not_markup(folder: str, swe
         (parent / "sweep.json").write_text('{"version": 1, "runs": []}\n')
     make_run(parent / folder, status_line(status))
     make_run(root / "good")
-    proc = run_cli("runs", "list", "--runs-dir", str(root))
+    proc = cli("runs", "list", "--runs-dir", str(root))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     rows = listed(proc.stdout)
     name = folder if sweep is None else f"{sweep}/{folder}"
     assert rows[name][2] == status and rows["good"][2] == "finished"
 
 
-def test_an_escape_sequence_in_a_status_never_reaches_the_terminal_raw(tmp_path: Path) -> None:
+def test_an_escape_sequence_in_a_status_never_reaches_the_terminal_raw(cli, tmp_path: Path) -> None:
     make_run(tmp_path / "runs" / "ansi", status_line("\x1b[2J\x1b[31mowned\x07"))
-    proc = run_cli("runs", "list", "--runs-dir", str(tmp_path / "runs"))
+    proc = cli("runs", "list", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
     assert listed(proc.stdout)["ansi"][2] == "\\x1b[2J\\x1b[31mowned\\x07"
 
 
-def test_a_metrics_file_or_config_that_is_a_folder_is_listed_as_such_beside_the_other_runs(tmp_path: Path) -> None:
+def test_a_metrics_file_or_config_that_is_a_folder_is_listed_as_such_beside_the_other_runs(cli, tmp_path: Path) -> None:
     root = tmp_path / "runs"
     make_run(root / "good")
     (root / "metrics-folder" / "metrics.jsonl").mkdir(parents=True)
     config_folder = make_run(root / "config-folder")
     (config_folder / "config.toml").unlink()
     (config_folder / "config.toml").mkdir()
-    proc = run_cli("runs", "list", "--runs-dir", str(root))
+    proc = cli("runs", "list", "--runs-dir", str(root))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     rows = listed(proc.stdout)
     assert rows["good"][2] == "finished" and rows["metrics-folder"][2] == "unreadable"
@@ -144,28 +143,28 @@ def test_a_metrics_file_or_config_that_is_a_folder_is_listed_as_such_beside_the_
 # ---------------------------------------------------------------- runs export
 
 
-def test_runs_export_skips_lines_that_are_not_utf8_or_not_records(tmp_path: Path) -> None:
+def test_runs_export_skips_lines_that_are_not_utf8_or_not_records(cli, tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", b"\xff\xfe\n", '{"event": ["x"]}\n', '{"event": "batch", "epoch": 1, "batch": "2"}\n')
-    proc = run_cli("runs", "export", str(run), "--csv", "-", "--confusion-csv", str(tmp_path / "confusion.csv"))
+    proc = cli("runs", "export", str(run), "--csv", "-", "--confusion-csv", str(tmp_path / "confusion.csv"))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     kinds = [line.split(",")[0] for line in proc.stdout.splitlines()[1:]]
     assert kinds == ["batch", "batch", "epoch", "batch", "batch", "epoch", "eval"]
     assert (tmp_path / "confusion.csv").read_text().splitlines()[0] == "true\\predicted," + ",".join(CLASSES)
 
 
-def test_a_confusion_matrix_that_is_not_square_is_one_line(tmp_path: Path) -> None:
+def test_a_confusion_matrix_that_is_not_square_is_one_line(cli, tmp_path: Path) -> None:
     events = finished_run(tmp_path / "run")[:-2]  # no eval, no end
     bad_eval = records.to_record(finished_run(tmp_path / "run")[-2])
     bad_eval["confusion"] = [row + [0] for row in bad_eval["confusion"]]  # 10 x 11
     run = make_run(tmp_path / "run", json.dumps(bad_eval) + "\n", events=events)
-    proc = run_cli("runs", "export", str(run), "--confusion-csv", str(tmp_path / "confusion.csv"))
+    proc = cli("runs", "export", str(run), "--confusion-csv", str(tmp_path / "confusion.csv"))
     assert_one_line_error(proc, "--confusion-csv", "has no evaluation", "1 damaged line(s) skipped")
     assert not (tmp_path / "confusion.csv").exists()
 
 
-def test_runs_export_of_a_metrics_file_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
+def test_runs_export_of_a_metrics_file_that_is_a_folder_is_one_line(cli, tmp_path: Path) -> None:
     (tmp_path / "run" / "metrics.jsonl").mkdir(parents=True)
-    proc = run_cli("runs", "export", str(tmp_path / "run"), "--csv", str(tmp_path / "out.csv"))
+    proc = cli("runs", "export", str(tmp_path / "run"), "--csv", str(tmp_path / "out.csv"))
     assert_one_line_error(proc, "RUN_DIR", "metrics.jsonl (a file)")
 
 
@@ -181,35 +180,51 @@ def run_with_checkpoints(run_dir: Path, *raw_lines: bytes | str) -> Path:
     return run_dir
 
 
-def test_evaluate_best_reads_past_damaged_lines(tmp_path: Path, cifar_dir: Path) -> None:
+def test_evaluate_best_reads_past_damaged_lines(cli, tmp_path: Path, cifar_dir: Path) -> None:
     run = run_with_checkpoints(tmp_path / "run", b"\xff\n", '{"event": "epoch", "epoch": 1e999, "train_loss": 0.1}\n')
-    proc = run_cli("--no-ui", "evaluate", str(run), "--best", "--data", str(cifar_dir), "--limit-eval", "20", "--device", "cpu", "--json")
+    proc = cli("--no-ui", "evaluate", str(run), "--best", "--data", str(cifar_dir), "--limit-eval", "20", "--device", "cpu", "--json")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     best = json.loads(proc.stdout)["best"]
     assert best["epoch"] == 1 and best["checkpoint"].endswith("cifar10_model_epoch_0.pth")
 
 
-def test_evaluate_best_on_a_metrics_file_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
+def test_evaluate_best_on_a_metrics_file_that_is_a_folder_is_one_line(cli, tmp_path: Path) -> None:
     run = run_with_checkpoints(tmp_path / "run")
     (run / "metrics.jsonl").unlink()
     (run / "metrics.jsonl").mkdir()
-    proc = run_cli("--no-ui", "evaluate", str(run), "--best", "--device", "cpu")
+    proc = cli("--no-ui", "evaluate", str(run), "--best", "--device", "cpu")
     assert_one_line_error(proc, "--best")
 
 
-def test_resume_after_a_killed_writer_starts_its_records_on_a_line_of_their_own(tmp_path: Path, cifar_dir: Path) -> None:
+def test_resume_after_a_killed_writer_starts_its_records_on_a_line_of_their_own(cli, tiny, tmp_path: Path, cifar_dir: Path) -> None:
     run = tmp_path / "run"
-    flags = tiny_flags(cifar_dir, limit_train=64, limit_eval=20, batch_size=32)
-    proc = run_cli("--no-ui", "train", *flags, "--epochs", "1", "--run-dir", str(run))
+    flags = tiny(cifar_dir, limit_train=64, limit_eval=20, batch_size=32)
+    proc = cli("--no-ui", "train", *flags, "--epochs", "1", "--run-dir", str(run))
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(run / "metrics.jsonl", "ab") as f:
         f.write(b'{"event": "notice", "text": "\xff"}\n{"event": "batch", "epoch": 2, "ba')  # not UTF-8, then killed mid-line
-    proc = run_cli("--no-ui", "train", "--resume", str(run), "--epochs", "2")
+    proc = cli("--no-ui", "train", "--resume", str(run), "--epochs", "2")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     lines = (run / "metrics.jsonl").read_bytes().split(b"\n")
     assert b'{"event": "batch", "epoch": 2, "ba' in lines  # the torn line stays as it was, alone
     got = records.read_run(run)
     assert got.skipped == 2 and [s.resumed_at for s in got.of(ev.TrainStart)] == [None, (2, 1)]
     assert [(b.epoch, b.batch) for b in got.batches] == [(1, 1), (1, 2), (2, 1), (2, 2)] and got.end.status == "finished"
-    proc = run_cli("runs", "list", "--runs-dir", str(tmp_path))
+    proc = cli("runs", "list", "--runs-dir", str(tmp_path))
     assert listed(proc.stdout)["run"][2] == "finished" and "in: run (2)" in proc.stdout
+
+
+def test_class_names_from_an_image_folder_are_shown_as_text_by_evaluate(cli, tmp_path: Path, cifar_dir: Path) -> None:
+    data = tmp_path / "data"
+    names = {"cat": "[bold]cat", "dog": "\x1b[31mdog"}
+    for split, n in (("train", 1), ("test", 2)):
+        for cls in sorted(p.name for p in (cifar_dir / split).iterdir()):
+            (data / split / names.get(cls, cls)).mkdir(parents=True)
+            for f in sorted((cifar_dir / split / cls).iterdir())[:n]:
+                shutil.copy2(f, data / split / names.get(cls, cls) / f.name)
+    save_state_dict(ResNet((1, 1, 1)), tmp_path / "model.pth")
+    proc = cli("--no-ui", "evaluate", str(tmp_path / "model.pth"), "--data", str(data), "--device", "cpu")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "\x1b" not in proc.stdout
+    per_class = {row[0]: row for row in (line.strip("│ ").split() for line in proc.stdout.splitlines()) if row}
+    assert "[bold]cat" in per_class and "\\x1b[31mdog" in per_class

@@ -21,14 +21,20 @@ from app_helpers import (batch_records, end_record, epoch_record, record, screen
 CFG = TrainConfig(epochs=1, batch_size=128)
 
 
-def finished(status: str = "finished") -> list[dict]:
-    return [start_record(CFG, 4), *batch_records(1, 4, 128), epoch_record(1, 2.27), end_record(status, 256.0, 2.0)]
+def finished(status: str = "finished", classes: list[str] | None = None) -> list[dict]:
+    evaluation = []
+    if classes is not None:
+        k = len(classes)
+        result = ev.EvalResult(1.5, 0.5, 2 * k, classes, [[2 if i == j else 0 for j in range(k)] for i in range(k)], [1.0] * k,
+                               [1.0] * k, [1.0] * k, [], [])
+        evaluation = [record(ev.EvalEnd(1, result))]
+    return [start_record(CFG, 4), *batch_records(1, 4, 128), epoch_record(1, 2.27), *evaluation, end_record(status, 256.0, 2.0)]
 
 
 def hostile_root(tmp_path: Path) -> Path:
     root = tmp_path / "runs"
     write_run(root / "[baseline]", finished(), CFG)
-    write_run(root / "closing-tag", finished("[/]"), CFG)
+    write_run(root / "closing-tag", finished("[/]", classes=["[/]", "[bold]cat", "\x1b[31mdog"]), CFG)
     write_run(root / "ansi", finished("\x1b[31mred"), CFG)
     sweep = root / "a["
     sweep.mkdir(parents=True)
@@ -66,6 +72,10 @@ async def test_the_runs_screen_shows_names_and_statuses_from_files_as_text(tmp_p
         view = app.screen
         await wait_for(pilot, lambda: view.ended is not None, 5, "the end record")
         assert view.ended.status == "[/]" and "[/]" in shown_text(view.query_one("#run-title"))
+        await pilot.press("right")  # the Evaluation tab: the class names of the eval record, as text
+        await wait_for(pilot, lambda: "per class" in screen_text(app), 5, "the evaluation tab")
+        on_screen = screen_text(app)
+        assert "[bold]cat" in on_screen and "\\x1b[31mdog" in on_screen and "\x1b" not in on_screen
 
 
 async def test_a_followed_run_that_is_killed_and_resumed_shows_every_batch_once(tmp_path: Path) -> None:

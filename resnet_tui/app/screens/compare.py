@@ -25,7 +25,7 @@ from resnet_tui.core.records import read_run
 from resnet_tui.core.runs import RunSummary, summarize
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.loss_chart import MAX_POINTS, bucket
-from resnet_tui.report import plain, printable
+from resnet_tui.plain_text import plain, printable
 
 COLORS = ("cyan", "orange", "green", "magenta", "yellow", "red", "blue", "white")
 

@@ -19,7 +19,7 @@ from resnet_tui.app.metrics_follow import MetricsFollower
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.confusion import EvalReport
 from resnet_tui.app.widgets.run_monitor import RunMonitor
-from resnet_tui.report import printable
+from resnet_tui.plain_text import printable
 
 POLL_SECONDS = 0.5
 

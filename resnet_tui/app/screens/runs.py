@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 
 from resnet_tui.core.runs import RunSummary, list_runs
 from resnet_tui.app.screens.base import AppScreen
-from resnet_tui.report import plain, printable
+from resnet_tui.plain_text import plain, printable
 
 if TYPE_CHECKING:
     from resnet_tui.app.app import ResNetApp

@@ -17,7 +17,7 @@ from resnet_tui.core import sweep as sw
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.screens.runs import status_text
 from resnet_tui.app.widgets.run_monitor import RunMonitor
-from resnet_tui.report import plain, printable
+from resnet_tui.plain_text import plain, printable
 
 COLUMNS = ("#", "Run", "Status", "Epoch", "Batch", "Loss", "Accuracy", "NLL")
 

@@ -12,6 +12,7 @@ from textual.containers import Container, Vertical
 from textual.widgets import Label, Static
 
 from resnet_tui.app.widgets.pixels import PixelImage
+from resnet_tui.plain_text import plain
 
 
 def confusion_renderable(result: Any) -> Table:
@@ -22,10 +23,10 @@ def confusion_renderable(result: Any) -> Table:
               title="confusion (rows: true, columns: predicted)", title_justify="left")
     t.add_column("true", style="bold", no_wrap=True)
     for c in result.classes:
-        t.add_column(c[:5], justify="right", no_wrap=True)
+        t.add_column(plain(c[:5]), justify="right", no_wrap=True)  # class names come from files: text, not markup
     for i, row in enumerate(result.confusion):
         total = sum(row)
-        t.add_row(result.classes[i], *[Text(str(v), style=cell_style(v, total, i == j)) for j, v in enumerate(row)])
+        t.add_row(plain(result.classes[i]), *[Text(str(v), style=cell_style(v, total, i == j)) for j, v in enumerate(row)])
     return t
 
 
@@ -34,7 +35,7 @@ def per_class_renderable(result: Any) -> Table:
     for name in ("class", "precision", "recall", "F1", "support"):
         t.add_column(name, justify="left" if name == "class" else "right", no_wrap=True)
     for i, c in enumerate(result.classes):
-        t.add_row(c, f"{result.precision[i]:.3f}", f"{result.recall[i]:.3f}", f"{result.f1[i]:.3f}", str(sum(result.confusion[i])))
+        t.add_row(plain(c), f"{result.precision[i]:.3f}", f"{result.recall[i]:.3f}", f"{result.f1[i]:.3f}", str(sum(result.confusion[i])))
     return t
 
 
