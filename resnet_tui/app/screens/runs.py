@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.widgets import DataTable, Static
 
 from resnet_tui.core.runs import RunSummary, list_runs
@@ -104,20 +105,19 @@ class RunsScreen(AppScreen):
     def _render_info(self) -> None:
         root = self.resnet_app.runs_root
         running = sum(1 for s in self.summaries if s.status == "running")
-        info = Text()
+        # Content parts are text, not markup (the root comes from the user); styles as the rest of the app's markup
+        parts: list[str | tuple[str, str]] = []
         if not self.summaries:
-            info.append(f"No runs in {printable(root)} yet: train one on screen 1, or o opens another folder.")
+            parts.append(f"No runs in {printable(root)} yet: train one on screen 1, or o opens another folder.")
         else:
-            info.append(f"{len(self.summaries)} run{'s' if len(self.summaries) != 1 else ''}", style="bold")
-            info.append(f" in {printable(root)}")
-            if running:
-                info.append(f" · {running} running", style="bold cyan")
-            if self.marked:
-                info.append(f" · {len(self.marked)} marked", style="bold green")
+            parts += [(f"{len(self.summaries)} run{'s' if len(self.summaries) != 1 else ''}", "bold"), f" in {printable(root)}"]
             skipped = sum(s.skipped for s in self.summaries)
-            if skipped:
-                info.append(f" · {skipped} damaged line{'s' if skipped != 1 else ''} skipped", style="yellow")
-            info.append(" · Enter opens · Space marks, c compares · o: folder")
+            for count, what, style in ((running, "running", "bold cyan"), (len(self.marked), "marked", "bold green"),
+                                       (skipped, f"damaged line{'s' if skipped != 1 else ''} skipped", "yellow")):
+                if count:
+                    parts += [" · ", (f"{count} {what}", style)]
+            parts.append(" · Enter opens · Space marks, c compares · o: folder")
+        info = Content.assemble(*parts)
         self.query_one("#runs-info", Static).update(info)
 
     def action_mark(self) -> None:
