@@ -84,10 +84,11 @@ def assert_same_weights(a: Path, b: Path) -> None:
 # ---------------------------------------------------------------- signals
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_signal_stops_saves_and_says_how_to_resume(sig, code, cifar_dir, tiny, tmp_path, metrics_of):
+# SIGHUP stops only with --on-hangup stop; by default it detaches the run (tests/test_ssh_drop.py)
+@pytest.mark.parametrize("sig, code, extra", [(signal.SIGTERM, 143, []), (signal.SIGHUP, 129, ["--on-hangup", "stop"])])
+def test_signal_stops_saves_and_says_how_to_resume(sig, code, extra, cifar_dir, tiny, tmp_path, metrics_of):
     run_dir = tmp_path / "run"
-    proc = start([*tiny(cifar_dir, limit_train=480, limit_eval=20, batch_size=8), "--epochs", "3", "--run-dir", str(run_dir)], tmp_path)
+    proc = start([*tiny(cifar_dir, limit_train=480, limit_eval=20, batch_size=8), "--epochs", "3", "--run-dir", str(run_dir), *extra], tmp_path)
     wait_for_batches(proc, run_dir / "metrics.jsonl", 2)
     seconds = stop_with(proc, sig)
     out, err = (tmp_path / "stdout.txt").read_text(), (tmp_path / "stderr.txt").read_text()
