@@ -97,12 +97,10 @@ def resolve_config(config_file: Optional[Path], flags: dict[str, Any]) -> TrainC
             flag_values[f.name] = parse_field(f.name, raw)
         except ConfigError as e:
             raise UserError(e.as_flag()) from None
-    device_type = "cpu"
-    preset = flag_values.get("preset", file_values.get("preset", "lab"))
-    if preset != "lab":  # the fast preset picks its batch size by device
-        from resnet_tui.core.device import resolve_device
+    from resnet_tui.core.operations import preset_device_type
 
-        device_type = resolve_device(flag_values.get("device", file_values.get("device", "auto"))).type
+    preset = flag_values.get("preset", file_values.get("preset", "lab"))
+    device_type = preset_device_type([preset], flag_values.get("device", file_values.get("device", "auto")))
     return build_config(file_values, flag_values, device_type)
 
 
@@ -193,8 +191,9 @@ def evaluate(
     confusion_csv: Optional[str] = typer.Option(None, "--confusion-csv", help="also write the confusion matrix as CSV (rows: true class; - for stdout)", metavar="FILE"),
 ) -> None:
     """Evaluate a checkpoint on the test split: NLL, accuracy, per-class precision/recall/F1, confusion matrix."""
-    best_by = _best_by(best, by, checkpoint, pretrained)
-    source = _checkpoint_source(checkpoint, pretrained) if best_by is None else str(Path(str(checkpoint)).expanduser())
+    from resnet_tui.core import operations as ops
+
+    source = ops.resolve_source(checkpoint, pretrained, best, by)
     try:
         data = parse_field("data", data)
         limit = parse_field("limit_eval", limit_eval)
@@ -203,104 +202,42 @@ def evaluate(
     except ConfigError as e:
         raise UserError(e.as_flag()) from None
     if not State.no_ui:
-        app_config = TrainConfig(data=data, data_dir=data_dir, limit_eval=limit, device=dev)
-        if best_by is None:
-            _open_app(mode="evaluate", checkpoint=source, config=app_config)
-        elif best_by == "train_loss":  # chosen from metrics.jsonl here, without torch; the app evaluates it
-            from resnet_tui.core.runs import best_checkpoint as find_best
-
-            chosen = find_best(source, "train_loss")
-            assert chosen is not None
-            _open_app(mode="evaluate", checkpoint=str(chosen.path), config=app_config)
-        else:  # the app's Evaluate screen evaluates each epoch checkpoint, with progress, and shows the best
-            from resnet_tui.core.runs import best_candidates
-
-            best_candidates(source, "eval_loss")  # a run without epoch records is a one-line error here, as with --no-ui
-            _open_app(mode="evaluate", checkpoint=source, config=app_config, best_by="eval_loss")
+        # by train loss the epoch is chosen here, without torch; by eval loss the app evaluates each epoch checkpoint
+        chosen = ops.choose_from_metrics(source)
+        _open_app(mode="evaluate", checkpoint=chosen.checkpoint, best_by=chosen.best_by,
+                  config=TrainConfig(data=data, data_dir=data_dir, limit_eval=limit, device=dev))
         return
+    _evaluate_headless(source, data, data_dir, limit, lay, dev, as_json, confusion_csv)
+
+
+def _evaluate_headless(source: Any, data: str, data_dir: Optional[str], limit: Optional[int], layers: Any, device: str,
+                       as_json: bool, confusion_csv: Optional[str]) -> None:
     from resnet_tui.core.data import load_split
-    from resnet_tui.core.device import resolve_device
-    from resnet_tui.core.evaluate import evaluate_checkpoint
+    from resnet_tui.core.operations import evaluate_source
     from resnet_tui.report import print_eval
 
-    from resnet_tui.core.checkpoint import read_state_dict
+    def load_test() -> Any:
+        test = load_split(data, "test", data_dir, limit)
+        for note in test.notices:
+            print(f"[WARNING] {note}", file=sys.stderr, flush=True)
+        return test
 
-    torch_device = resolve_device(dev)
-    chosen = None
-    if best_by is not None:
-        from resnet_tui.core.runs import best_candidates, best_checkpoint
-
-        best_candidates(source, best_by)  # a run without epoch records fails before the data is loaded
-        if best_by == "train_loss":
-            chosen = best_checkpoint(source, "train_loss")
-            assert chosen is not None
-            source = str(chosen.path)
-    if best_by != "eval_loss":
-        read_state_dict(source)  # fail on a bad checkpoint before spending time on the data
-    test = load_split(data, "test", data_dir, limit)
-    for note in test.notices:
-        print(f"[WARNING] {note}", file=sys.stderr, flush=True)
-    if best_by == "eval_loss":
-        chosen = best_checkpoint(source, "eval_loss", split=test, device=torch_device, layers=lay)
-        assert chosen is not None
-        source, result = str(chosen.path), chosen.result
-    else:
-        result = evaluate_checkpoint(source, test, torch_device, layers=lay)
-    assert result is not None
+    done = evaluate_source(source, load_test, device, layers=layers)
+    assert done is not None  # nothing asks it to stop
     extra = None
-    if chosen is not None:
-        print(chosen.reason(), file=sys.stderr if as_json else sys.stdout, flush=True)
-        if chosen.by == "eval_loss":
-            print("note: chosen by its loss on the same test images it is reported on, so these numbers are optimistic",
-                  file=sys.stderr if as_json else sys.stdout, flush=True)
-        extra = {"best": {"epoch": chosen.epoch, "checkpoint": str(chosen.path), "by": chosen.by, "value": chosen.value,
-                          "losses": {str(e): v for e, v in chosen.losses.items()}}}
-    print_eval(result, source, as_json=as_json, extra=extra)
+    if done.best is not None:
+        why = sys.stderr if as_json else sys.stdout  # with --json, stdout stays one JSON object
+        print(done.best.reason(), file=why, flush=True)
+        if done.best.optimistic:
+            print("note: chosen by its loss on the same test images it is reported on, so these numbers are optimistic", file=why, flush=True)
+        extra = {"best": done.best.to_json()}
+    print_eval(done.result, done.checkpoint, as_json=as_json, extra=extra)
     if confusion_csv is not None:
         from resnet_tui.core.export import write_confusion_csv
 
-        write_confusion_csv(result.classes, result.confusion, confusion_csv)
+        write_confusion_csv(done.result.classes, done.result.confusion, confusion_csv)
         if confusion_csv != "-":
             print(f"confusion matrix written to {confusion_csv}", file=sys.stderr, flush=True)
-
-
-def _best_by(best: bool, by: Optional[str], checkpoint: Optional[str], pretrained: bool) -> Optional[str]:
-    """The --best criterion, or None without --best. Errors: --by without --best, an unknown --by, no run directory."""
-    from resnet_tui.core.runs import BEST_BY
-
-    if by is not None and by.strip().lower().replace("-", "_") not in BEST_BY:
-        raise UserError(f"--by: got {by!r}, expected one of {', '.join(BEST_BY)}")
-    if not best:
-        if by is not None:
-            raise UserError(f"--by: got {by!r} without --best, expected it only with --best")
-        return None
-    if pretrained:
-        raise UserError("--best: got --pretrained, expected a run directory as CHECKPOINT (--best chooses among a run's epoch checkpoints)")
-    if not checkpoint:
-        raise UserError("--best: CHECKPOINT is missing, expected a run directory (--best chooses among its epoch checkpoints)")
-    if not Path(checkpoint).expanduser().is_dir():
-        raise UserError(f"--best: got {checkpoint!r} as CHECKPOINT, expected a run directory (--best chooses among its epoch checkpoints)")
-    return (by or "train_loss").strip().lower().replace("-", "_")
-
-
-def _checkpoint_source(checkpoint: Optional[str], pretrained: bool) -> str:
-    """CHECKPOINT may be a file, a URL or a run directory (its last epoch checkpoint); --pretrained is the lab's."""
-    from resnet_tui.core.checkpoint import PRETRAINED_URL
-    from resnet_tui.core.runs import RunDir
-
-    if pretrained and checkpoint:
-        raise UserError(f"CHECKPOINT: got {checkpoint!r} and --pretrained, expected one of them")
-    if pretrained:
-        return PRETRAINED_URL
-    if not checkpoint:
-        raise UserError("CHECKPOINT: missing, expected a .pth file, an http(s) URL, a run directory, or --pretrained")
-    path = Path(checkpoint).expanduser()
-    if path.is_dir():
-        found = RunDir(path).list_checkpoints()
-        if not found:
-            raise UserError(f"CHECKPOINT: got {checkpoint!r}, a folder without checkpoints/cifar10_model_epoch_N.pth")
-        return str(found[-1][1])
-    return checkpoint
 
 
 # ---------------------------------------------------------------- info
@@ -403,18 +340,16 @@ def sweep(
     order = [k for k in ctx.params if k in FIELD_BY_NAME]  # command-line order: the first flag varies slowest
     values = parse_axes({k: flags[k] for k in order if flags.get(k) is not None})
     file_values = read_toml(config) if config else {}
-    presets = values.get("preset", [file_values.get("preset", "lab")])
-    device_type = "cpu"
-    if any(p != "lab" for p in presets):  # the fast preset picks its batch size by device
-        from resnet_tui.core.device import resolve_device
+    from resnet_tui.core.operations import preset_device_type
 
-        device_type = resolve_device(values.get("device", [file_values.get("device", "auto")])[0]).type
+    presets = values.get("preset", [file_values.get("preset", "lab")])
+    device_type = preset_device_type(presets, values.get("device", [file_values.get("device", "auto")])[0])
     plan = plan_sweep(out or default_sweep_dir(), values, file_values, device_type)
     from resnet_tui.core.sweep import check_out_dir
 
     check_out_dir(plan)
     if not State.no_ui:
-        _open_app(mode="sweep", sweep_dir=plan.out, configs=[p.config for p in plan.points], plan=plan)
+        _open_app(mode="sweep", plan=plan)
         return
     raise typer.Exit(run_headless_sweep(plan))
 

@@ -169,8 +169,8 @@ def test_sweep_without_no_ui_hands_the_plan_to_the_app(cifar_dir: Path, tmp_path
     code, _, err = run_cli(capsys, "sweep", "--optimizer", "sgd,adam", "--lr", "0.1,0.01,0.001", *tiny(cifar_dir), "--out", str(out))
     assert code == 0, err
     (kw,) = opened
-    assert kw["mode"] == "sweep" and kw["sweep_dir"] == out
-    assert [(c.optimizer, c.lr) for c in kw["configs"]] == [(o, lr) for o in ("sgd", "adam") for lr in (0.1, 0.01, 0.001)]
+    assert kw["mode"] == "sweep" and kw["plan"].out == out
+    assert [(p.config.optimizer, p.config.lr) for p in kw["plan"].points] == [(o, lr) for o in ("sgd", "adam") for lr in (0.1, 0.01, 0.001)]
     assert [p.run_dir for p in kw["plan"].points] == [out / f"optimizer={o},lr={lr:g}" for o in ("sgd", "adam") for lr in (0.1, 0.01, 0.001)]
     assert not out.exists()  # nothing ran: the app runs the sweep
 

@@ -13,7 +13,6 @@ or simply `asyncio.run(train_in_app(cfg, path))`.
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -28,6 +27,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from resnet_tui.core import events as ev
 from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.errors import UserError
+from resnet_tui.core.operations import run_dir_of
 from resnet_tui.app.messages import SweepDone, SweepEvents, TrainingEvents, TrainingFinished
 from resnet_tui.app.relay import EventRelay
 from resnet_tui.app.screens.data import DataScreen
@@ -37,6 +37,7 @@ from resnet_tui.app.screens.model import ModelScreen
 from resnet_tui.app.screens.runs import RunsScreen
 from resnet_tui.app.screens.run_view import RunViewScreen
 from resnet_tui.app.screens.train import TrainScreen
+from resnet_tui.app.state import FormState, ReportError, Session, ToggleTraining
 
 SCREEN_NAMES = {"train": "Train", "model": "Model", "data": "Data", "evaluate": "Evaluate", "runs": "Runs"}
 APP_MODES = ("idle", "train", "evaluate", "watch", "sweep")
@@ -44,8 +45,8 @@ APP_MODES = ("idle", "train", "evaluate", "watch", "sweep")
 
 class ResNetApp(App[Any]):
     """mode: idle (the form), train (start `config` into `run_dir` at once), evaluate (evaluate `checkpoint`),
-    watch (follow the run in `run_dir`), sweep (train every run of `plan`, a sweep.SweepPlan, into `sweep_dir`).
-    `device_label` replaces device detection (tests, screenshots)."""
+    watch (follow the run in `run_dir`), sweep (train every run of `plan`, a sweep.SweepPlan, into its folder).
+    `device_label` replaces device detection (tests, screenshots). What the screens share is `session`."""
 
     CSS_PATH = "app.tcss"
     TITLE = "resnet-tui"
@@ -82,39 +83,52 @@ class ResNetApp(App[Any]):
     def __init__(self, mode: str = "idle", config: TrainConfig | None = None, run_dir: str | Path | None = None,
                  resume: bool = False, checkpoint: str | None = None, runs_root: str | Path = "runs",
                  device_label: str | None = None, exit_when_done: bool = False, best_by: str | None = None,
-                 splits: tuple[Any, Any] | None = None, handle_signals: bool = False, plan: Any = None,
-                 sweep_dir: str | Path | None = None, configs: list[TrainConfig] | None = None) -> None:
+                 splits: tuple[Any, Any] | None = None, handle_signals: bool = False, plan: Any = None) -> None:
         super().__init__()
         if mode not in APP_MODES:
             raise ValueError(f"mode: got {mode!r}, expected one of {', '.join(APP_MODES)}")
         self.start_mode = mode
         if mode == "sweep" and plan is None:
             raise ValueError("mode 'sweep' needs plan (a resnet_tui.core.sweep.SweepPlan)")
-        self.sweep_plan = plan  # sweep_dir and configs are the plan's (out, and each point's config)
+        self.sweep_plan = plan
         self.sweep_end: Any = None  # the sweep's SweepFinished
         if mode == "sweep" and config is None and plan.points:
             config = plan.points[0].config
         self.initial_config = config or TrainConfig()
-        self.form_config = self.initial_config  # the form's last valid config (Model, Data and Evaluate follow it)
-        self.form_errors: dict[str, str] = {}
         self.initial_run_dir = Path(run_dir) if run_dir is not None else None
+        self.session = Session(FormState(self.initial_config), Path(runs_root), device_label=device_label,
+                               current_run_dir=self.initial_run_dir if mode == "train" else None)
         self.resume = resume
         self.checkpoint = checkpoint
         self.best_by = best_by  # evaluate mode: with "eval_loss", `checkpoint` is a run directory to choose in
-        self.runs_root = Path(runs_root)
-        self.device_label = device_label
         self.exit_when_done = exit_when_done
         self.splits = splits  # train mode: data already loaded (the benchmark passes the same splits to both sides)
         self.handle_signals = handle_signals  # SIGHUP (the SSH connection dropped) and SIGTERM stop and save, like q
         self._signals_installed: list[int] = []
-        self.current_run_dir: Path | None = self.initial_run_dir if mode == "train" else None
         self.run_end: ev.RunEnd | None = None
         self.last_error = ""
         self._run_done = asyncio.Event()
         self._training_worker: Worker[Any] | None = None
         self._quit_when_stopped = False
-        self._split_cache: dict[tuple[Any, ...], Any] = {}
-        self._split_lock = threading.Lock()
+
+    # The session's fields the app itself uses (and tests read), under their old names.
+
+    @property
+    def current_run_dir(self) -> Path | None:
+        return self.session.current_run_dir
+
+    @current_run_dir.setter
+    def current_run_dir(self, path: Path | None) -> None:
+        self.session.current_run_dir = path
+
+    @property
+    def runs_root(self) -> Path:
+        return self.session.runs_root
+
+    @property
+    def form_config(self) -> TrainConfig:
+        """The form's last valid config (the Model, Data and Evaluate screens follow it)."""
+        return self.session.form.last_valid
 
     # ---------------------------------------------------------------- start-up
 
@@ -164,13 +178,10 @@ class ResNetApp(App[Any]):
     async def _open_evaluate(self, checkpoint: str | None, best_by: str | None = None) -> None:
         await self.switch_mode("evaluate")
         if checkpoint:
-            path = Path(checkpoint).expanduser()
-            if path.is_dir():  # its epoch checkpoints become the choices
-                self.current_run_dir = path
-            elif path.parent.name == "checkpoints" and (path.parent.parent / "metrics.jsonl").exists():
-                self.current_run_dir = path.parent.parent
-            self.evaluate_screen.refresh_options()
-            self.evaluate_screen.action_evaluate(checkpoint, best_by)
+            run = run_dir_of(checkpoint)
+            if run is not None:  # its epoch checkpoints become the choices
+                self.current_run_dir = run
+            self.evaluate_screen.open_source(checkpoint, best_by)
 
     async def watch_run(self, run_dir: Path) -> None:
         await self.switch_mode("runs")
@@ -185,6 +196,12 @@ class ResNetApp(App[Any]):
         return self.get_screen("evaluate")  # type: ignore[return-value]
 
     # ---------------------------------------------------------------- training
+
+    def on_toggle_training(self, message: ToggleTraining) -> None:
+        self.action_toggle_training()
+
+    def on_report_error(self, message: ReportError) -> None:
+        self.report_error(message.message, message.title)
 
     def action_toggle_training(self) -> None:
         if self.training:
@@ -255,7 +272,7 @@ class ResNetApp(App[Any]):
 
     def _announce_end(self, end: ev.RunEnd) -> None:
         if end.status == "finished":
-            acc = self.train_screen.monitor.progress.eval_result
+            acc = self.train_screen.eval_result
             extra = f"; accuracy {acc.accuracy:.2%}" if acc is not None else ""  # type: ignore[attr-defined]
             self.notify(f"{end.images_per_sec:,.0f} images/s{extra}", title="Training finished")
         elif end.status == "interrupted":
@@ -278,13 +295,6 @@ class ResNetApp(App[Any]):
         elif self.exit_when_done:
             self.exit(end)
 
-    def watch_training(self, training: bool) -> None:
-        if self.is_mounted:
-            try:
-                self.train_screen.refresh_controls()
-            except Exception:
-                pass  # the screen is not composed yet
-
     async def wait_for_run_end(self, timeout: float | None = None) -> ev.RunEnd | None:
         """Wait until the current training thread has finished; its RunEnd (None if it raised)."""
         await asyncio.wait_for(self._run_done.wait(), timeout)
@@ -300,7 +310,7 @@ class ResNetApp(App[Any]):
         self.last_error = message
         self.notify(message, title=title, severity="error", timeout=10)
         try:
-            self.train_screen.monitor.write_log(f"[ERROR] {title}: {message}")
+            self.train_screen.write_log(f"[ERROR] {title}: {message}")
         except Exception:
             pass  # before the Train screen is composed
 
@@ -358,22 +368,6 @@ class ResNetApp(App[Any]):
         self.training = False
         self.sweep_end = message.end
         self._worker_done(message.error, "Sweep could not run", message.end)
-
-    # ---------------------------------------------------------------- data shared by screens
-
-    def load_split_cached(self, data: str, split: str, data_dir: str | None, limit: int | None) -> Any:
-        """Load a split once per app (from a worker thread); the Data and Evaluate screens share it."""
-        from resnet_tui.core.data import load_split
-
-        key = (data, split, data_dir, limit)
-        with self._split_lock:
-            cached = self._split_cache.get(key)
-        if cached is not None:
-            return cached
-        loaded = load_split(data, split, data_dir, limit)
-        with self._split_lock:
-            self._split_cache[key] = loaded
-        return loaded
 
     # ---------------------------------------------------------------- keys, quitting, commands
 

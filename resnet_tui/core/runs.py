@@ -235,27 +235,7 @@ def list_runs(runs_root: str | Path = "runs", include_sweeps: bool = False) -> l
     return sorted((summarize(p) for p in found), key=lambda s: str(s.path.relative_to(root)), reverse=True)
 
 
-# ---------------------------------------------------------------- the best epoch checkpoint
-
-BEST_BY = ("train_loss", "eval_loss")
-
-
-@dataclass
-class BestCheckpoint:
-    """The epoch checkpoint of a run with the lowest loss, and the losses it was chosen from."""
-
-    epoch: int  # counted from 1; the file name counts from 0, as in the lab
-    path: Path
-    by: str  # train_loss | eval_loss
-    value: float
-    losses: dict[int, float]  # epoch (from 1) -> loss, for every epoch checkpoint considered
-    result: Any = None  # by eval_loss: the chosen checkpoint's evaluate.EvalResult
-
-    def reason(self) -> str:
-        listing = ", ".join(f"{e}: {v:.4f}" for e, v in sorted(self.losses.items()))
-        what = "mean training loss of the epoch" if self.by == "train_loss" else "eval loss (NLL on the test split)"
-        return (f"best checkpoint: epoch {self.epoch} ({self.path.name}), the lowest {what} of {len(self.losses)} "
-                f"epoch checkpoint(s): {self.value:.4f} (by epoch: {listing})")
+# ---------------------------------------------------------------- epoch losses (core.operations chooses the best epoch by them)
 
 
 def epoch_train_losses(run_dir: str | Path) -> dict[int, float]:
@@ -265,70 +245,3 @@ def epoch_train_losses(run_dir: str | Path) -> dict[int, float]:
     if rec.error:
         raise UserError(f"--best: {rec.error}; expected a readable {METRICS_NAME}")
     return {e.epoch: e.train_loss for e in rec.epochs}
-
-
-def best_candidates(run_dir: str | Path, by: str = "train_loss") -> dict[int, Path]:
-    """Epoch (from 1) -> checkpoint path, for the epochs `best_checkpoint` chooses among. Raises UserError."""
-    import math
-
-    if by not in BEST_BY:
-        raise UserError(f"--by: got {by!r}, expected one of {', '.join(BEST_BY)}")
-    run = RunDir(run_dir)
-    if not run.path.is_dir() or not run.metrics_path.exists():
-        raise UserError(f"--best: got {str(run_dir)!r}, expected a run directory with {METRICS_NAME}")
-    losses = epoch_train_losses(run.path)
-    if not losses:
-        raise UserError(f"--best: {str(run_dir)!r} has no epoch records in {METRICS_NAME} (no epoch finished), so there is no epoch to choose")
-    files = {epoch0 + 1: p for epoch0, p in run.list_checkpoints()}
-    if by == "train_loss":
-        found = {e: files[e] for e, v in losses.items() if e in files and math.isfinite(v)}
-    else:
-        found = {e: files[e] for e in losses if e in files}
-    if not found:
-        raise UserError(f"--best: {str(run_dir)!r} has epoch records but none with a finite {by} and its checkpoint "
-                        f"in {CHECKPOINT_DIR}/ (epochs recorded: {', '.join(map(str, sorted(losses)))})")
-    return dict(sorted(found.items()))
-
-
-def best_checkpoint(
-    run_dir: str | Path,
-    by: str = "train_loss",
-    split: Any = None,
-    device: Any = None,
-    layers: tuple[int, int, int] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> BestCheckpoint | None:
-    """The epoch checkpoint with the lowest loss; ties go to the earlier epoch.
-
-    by="train_loss": the epochs' mean training loss from metrics.jsonl (no evaluation, no torch).
-    by="eval_loss": each epoch checkpoint evaluated on `split` (a data.Split, usually the test split) on
-    `device`; the lowest NLL wins. on_progress(done, total) counts checkpoints. None if should_stop()."""
-    import math
-
-    candidates = best_candidates(run_dir, by)
-    results: dict[int, Any] = {}
-    if by == "train_loss":
-        losses = epoch_train_losses(run_dir)
-        values = {e: losses[e] for e in candidates}
-    else:
-        if split is None or device is None:
-            raise ValueError("best_checkpoint(by='eval_loss') needs the split to evaluate on and a device")
-        from resnet_tui.core.evaluate import evaluate_checkpoint
-
-        values = {}
-        for i, (e, path) in enumerate(candidates.items()):
-            if should_stop is not None and should_stop():
-                return None
-            r = evaluate_checkpoint(str(path), split, device, layers=layers, should_stop=should_stop)
-            if r is None:
-                return None
-            results[e] = r
-            if math.isfinite(r.nll):
-                values[e] = r.nll
-            if on_progress is not None:
-                on_progress(i + 1, len(candidates))
-        if not values:
-            raise UserError(f"--best: no checkpoint of {str(run_dir)!r} has a finite eval loss (the weights diverged)")
-    epoch = min(values, key=lambda e: (values[e], e))
-    return BestCheckpoint(epoch, candidates[epoch], by, values[epoch], values, results.get(epoch))

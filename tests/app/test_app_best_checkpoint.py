@@ -16,7 +16,7 @@ from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.data import load_split
 from resnet_tui.core.device import resolve_device
 from resnet_tui.core.model import ResNet
-from resnet_tui.core.runs import best_checkpoint
+from resnet_tui.core.operations import best_checkpoint
 
 from app_helpers import batch_records, end_record, epoch_record, shown_text, start_record, wait_for, write_run
 

@@ -57,5 +57,5 @@ def test_sweep_without_no_ui_opens_the_app_with_the_plan(opened, tmp_path):
     out = tmp_path / "sw"
     assert main(["sweep", "--optimizer", "sgd,adam", "--data", "sample", "--out", str(out)]) == 0
     (call,) = opened
-    assert call["mode"] == "sweep" and call["sweep_dir"] == out and len(call["plan"].points) == 2
-    assert [c.optimizer for c in call["configs"]] == ["sgd", "adam"]
+    assert call["mode"] == "sweep" and call["plan"].out == out and len(call["plan"].points) == 2
+    assert [p.config.optimizer for p in call["plan"].points] == ["sgd", "adam"]

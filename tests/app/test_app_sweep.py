@@ -24,7 +24,7 @@ def tiny_plan(cifar_dir: Path, out: Path, epochs: str = "1"):
 
 async def test_a_two_run_sweep_progresses_in_the_table_and_ends_ranked(cifar_dir, tmp_path):
     plan = tiny_plan(cifar_dir, tmp_path / "sweep")
-    app = ResNetApp(mode="sweep", plan=plan, sweep_dir=plan.out, configs=[p.config for p in plan.points], device_label="CPU")
+    app = ResNetApp(mode="sweep", plan=plan, device_label="CPU")
     seen_running: list[str] = []
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), 10, "the sweep screen")

@@ -10,6 +10,8 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from resnet_tui.app.state import Session, session_of
+
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 SCREEN_TITLES = (("train", "Train"), ("model", "Model"), ("data", "Data"), ("evaluate", "Evaluate"), ("runs", "Runs"))
 
@@ -57,6 +59,11 @@ class AppScreen(Screen):
     """Subclasses implement `compose_body`; its widgets are hidden while the terminal is too small."""
 
     NAV = "train"  # which of the five screens this one belongs to
+
+    @property
+    def session(self) -> Session:
+        """What the screens share (the current run, the runs folder, the form's values, the loaded splits)."""
+        return session_of(self.app)
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.NAV)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -14,11 +14,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, LoadingIndicator, Select, Static
 
 from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.app.state import ReportError
 from resnet_tui.app.widgets.pixels import PixelImage
 
 if TYPE_CHECKING:
     from resnet_tui.core.data import Split
-    from resnet_tui.app.app import ResNetApp
 
 ALL_CLASSES = -1
 ZOOMS = ("fit", 1, 2, 3)
@@ -56,10 +56,6 @@ class DataScreen(AppScreen):
         self.loaded_key: tuple[Any, ...] | None = None
         self.load_error = ""
 
-    @property
-    def resnet_app(self) -> "ResNetApp":
-        return cast("ResNetApp", self.app)
-
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="data-controls"):
             yield Label("Split")
@@ -86,7 +82,7 @@ class DataScreen(AppScreen):
         self._load_if_needed()
 
     def _wanted_key(self) -> tuple[Any, ...]:
-        cfg = self.resnet_app.form_config
+        cfg = self.session.form.last_valid
         limit = cfg.limit_train if self.split_name == "train" else cfg.limit_eval
         return (cfg.data, cfg.data_dir, self.split_name, limit)
 
@@ -103,7 +99,7 @@ class DataScreen(AppScreen):
         from resnet_tui.core.errors import UserError
 
         try:
-            loaded = self.resnet_app.load_split_cached(data, split, data_dir, limit)
+            loaded = self.session.splits.load(data, split, data_dir, limit)
         except UserError as e:
             self.app.call_from_thread(self._load_failed, str(e))
             return
@@ -117,7 +113,7 @@ class DataScreen(AppScreen):
         self.loaded_key = None  # try again next time the screen is shown
         self.query_one("#data-loading").display = False
         self.query_one("#data-info", Static).update(Text(message, style="bold red"))
-        self.resnet_app.report_error(message)
+        self.post_message(ReportError(message))
 
     def _loaded(self, split: "Split") -> None:
         self.split = split

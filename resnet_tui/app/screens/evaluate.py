@@ -6,7 +6,7 @@ its eval loss (every epoch checkpoint evaluated, with progress), as `resnet-tui 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -18,12 +18,11 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
 from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.operations import EvalSource, run_dir_of
 from resnet_tui.core.runs import RunDir
 from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.app.state import ReportError
 from resnet_tui.app.widgets.confusion import EvalReport, PredictionGrid
-
-if TYPE_CHECKING:
-    from resnet_tui.app.app import ResNetApp
 
 PRETRAINED_LABEL = "the lab's published checkpoint (200 epochs; downloads)"
 WHICH_OPTIONS = [("the run's best epoch by train loss", "train_loss"),
@@ -32,12 +31,7 @@ WHICH_OPTIONS = [("the run's best epoch by train loss", "train_loss"),
 
 def run_of(source: str, current: Path | None) -> Path | None:
     """The run directory a checkpoint belongs to: the folder itself, the run above checkpoints/, else `current`."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    if path.parent.name == "checkpoints" and (path.parent.parent / "metrics.jsonl").exists():
-        return path.parent.parent
-    return current
+    return run_dir_of(source) or current
 
 
 def checkpoint_options(run_dir: Path | None) -> list[tuple[str, str]]:
@@ -82,10 +76,6 @@ class EvaluateScreen(AppScreen):
         self.source = ""
         self.evaluating = False
 
-    @property
-    def resnet_app(self) -> "ResNetApp":
-        return cast("ResNetApp", self.app)
-
     def compose_body(self) -> ComposeResult:
         with Vertical(id="eval-controls"):
             with Horizontal(classes="eval-row"):
@@ -113,13 +103,19 @@ class EvaluateScreen(AppScreen):
         super().on_screen_resume()
         self.refresh_options()
 
+    def open_source(self, source: str, best_by: str | None = None) -> None:
+        """Evaluate `source` as the app was opened to (`resnet-tui evaluate ...`), with the current run's
+        checkpoints listed first."""
+        self.refresh_options()
+        self.action_evaluate(source, best_by)
+
     def refresh_options(self) -> None:
         select = self.query_one("#checkpoint-choice", Select)
         if not _composed(select):  # setting a value before the Select has composed its label raises NoMatches
             self.call_after_refresh(self.refresh_options)
             return
         current = select.value
-        options = checkpoint_options(self.resnet_app.current_run_dir)
+        options = checkpoint_options(self.session.current_run_dir)
         select.set_options(options)
         if current is not Select.NULL and any(v == current for _, v in options):
             select.value = current
@@ -167,12 +163,12 @@ class EvaluateScreen(AppScreen):
         if self.evaluating:
             self.notify("An evaluation is running; x cancels it.", severity="warning")
             return
-        cfg = self.resnet_app.form_config
+        cfg = self.session.form.last_valid
         self.evaluating = True
         self.source = source
         self.query_one("#eval-progress", ProgressBar).update(total=1, progress=0)
         self._status(f"Evaluating {source} on the test split of {cfg.data}…" if best_by is None else
-                     f"Choosing the best epoch checkpoint of {run_of(source, self.resnet_app.current_run_dir) or source} by "
+                     f"Choosing the best epoch checkpoint of {run_of(source, self.session.current_run_dir) or source} by "
                      f"{best_by.replace('_', ' ')}" + ("" if best_by == "train_loss" else f" (evaluating each on {cfg.data})") + "…")
         self._evaluate(source, cfg, best_by)
 
@@ -197,51 +193,34 @@ class EvaluateScreen(AppScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
     def _evaluate(self, source: str, cfg: TrainConfig, best_by: str | None = None) -> None:
-        from resnet_tui.core.checkpoint import read_state_dict
-        from resnet_tui.core.device import resolve_device
         from resnet_tui.core.errors import UserError
-        from resnet_tui.core.evaluate import evaluate_checkpoint
+        from resnet_tui.core.operations import evaluate_source, resolve_source
 
         worker = get_current_worker()
-        progress = lambda done, total: self.post_message(self.Progress(done, total))  # noqa: E731
-        note = ""
+        session = self.session
         try:
-            device = resolve_device(cfg.device)
-            run_dir = Path(source).expanduser()
-            if best_by is not None:
-                best_run = run_of(source, self.resnet_app.current_run_dir)
+            if best_by is None:
+                what = resolve_source(source, what="checkpoint")  # a run directory: its last epoch checkpoint
+            else:  # a run directory, or the run of an epoch checkpoint (else the current run) to choose in
+                best_run = run_of(source, session.current_run_dir)
                 if best_run is None:
                     raise UserError(f"best checkpoint: got {source!r}, expected a run directory or one of its epoch checkpoints")
-            if best_by == "eval_loss":
-                from resnet_tui.core.runs import best_candidates, best_checkpoint
-
-                best_candidates(best_run, "eval_loss")  # a run without epoch records fails before the data is loaded
-                split = self.resnet_app.load_split_cached(cfg.data, "test", cfg.data_dir, cfg.limit_eval)
-                best = best_checkpoint(best_run, "eval_loss", split, device, on_progress=progress, should_stop=lambda: worker.is_cancelled)
-                result = best.result if best is not None else None
-                if best is not None:
-                    source, note = str(best.path), best.reason() + "; chosen on the same test images, so optimistic"
-            else:
-                if best_by == "train_loss":
-                    from resnet_tui.core.runs import best_checkpoint
-
-                    best = best_checkpoint(best_run, "train_loss")
-                    assert best is not None
-                    source, note, run_dir = str(best.path), best.reason(), Path(best.path)
-                if run_dir.is_dir():  # a run directory: its last epoch checkpoint, as on the command line
-                    found = RunDir(run_dir).list_checkpoints()
-                    if not found:
-                        raise UserError(f"checkpoint: got {source!r}, a folder without checkpoints/cifar10_model_epoch_N.pth")
-                    source = str(found[-1][1])
-                read_state_dict(source)  # a bad checkpoint fails before any time is spent on the data
-                split = self.resnet_app.load_split_cached(cfg.data, "test", cfg.data_dir, cfg.limit_eval)
-                result = evaluate_checkpoint(source, split, device, on_progress=progress, should_stop=lambda: worker.is_cancelled)
+                what = EvalSource(str(best_run), best_by)
+            done = evaluate_source(what, lambda: session.splits.load(cfg.data, "test", cfg.data_dir, cfg.limit_eval), cfg.device,
+                                   on_progress=lambda n, total: self.post_message(self.Progress(n, total)),
+                                   should_stop=lambda: worker.is_cancelled)
         except UserError as e:
             self.post_message(self.Finished(source, None, None, str(e)))
         except Exception as e:  # unreadable files and the like: report, keep the app usable
             self.post_message(self.Finished(source, None, None, f"evaluation failed: {type(e).__name__}: {e}"))
         else:
-            self.post_message(self.Finished(source, result, split, "" if result is not None else "evaluation cancelled", note))
+            if done is None:
+                self.post_message(self.Finished(source, None, None, "evaluation cancelled"))
+                return
+            note = done.best.reason() if done.best is not None else ""
+            if done.best is not None and done.best.optimistic:
+                note += "; chosen on the same test images, so optimistic"
+            self.post_message(self.Finished(done.checkpoint, done.result, done.split, "", note))
 
     def on_evaluate_screen_progress(self, message: Progress) -> None:
         self.query_one("#eval-progress", ProgressBar).update(total=message.total, progress=message.done)
@@ -250,7 +229,7 @@ class EvaluateScreen(AppScreen):
         self.evaluating = False
         if message.error:
             self._status(f"[b red]{message.error}[/]")
-            self.resnet_app.report_error(message.error)
+            self.post_message(ReportError(message.error))
             return
         await self.show_result(message.result, message.split, message.source, message.note)
         self.notify(f"accuracy {message.result.accuracy:.2%} on {message.result.n:,} test images", title="Evaluation")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -13,7 +13,6 @@ from resnet_tui.app.screens.base import AppScreen
 
 if TYPE_CHECKING:
     from resnet_tui.core.model import ModuleInfo
-    from resnet_tui.app.app import ResNetApp
 
 
 def node_label(m: "ModuleInfo") -> Text:
@@ -31,10 +30,6 @@ class ModelScreen(AppScreen):
         self.shown: tuple[tuple[int, ...], bool] | None = None  # (layers, skip) the tree shows
         self.root_info: Any = None
 
-    @property
-    def resnet_app(self) -> "ResNetApp":
-        return cast("ResNetApp", self.app)
-
     def compose_body(self) -> ComposeResult:
         yield Static("", id="model-summary")
         tree: Tree[Any] = Tree("ResNet", id="model-tree")
@@ -43,14 +38,15 @@ class ModelScreen(AppScreen):
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
-        cfg = self.resnet_app.form_config
+        form = self.session.form
+        cfg = form.last_valid
         wanted = (tuple(cfg.layers), bool(cfg.skip))
-        if "layers" in self.resnet_app.form_errors:
-            self._summary(f"[b red]The form's layers field is invalid[/] ({self.resnet_app.form_errors['layers']}); "
+        if "layers" in form.errors:
+            self._summary(f"[b red]The form's layers field is invalid[/] ({form.errors['layers']}); "
                           f"showing layers {','.join(map(str, wanted[0]))}")
         if wanted != self.shown:
             self.shown = wanted
-            if "layers" not in self.resnet_app.form_errors:
+            if "layers" not in form.errors:
                 self._summary(f"Building layers {','.join(map(str, wanted[0]))}…")
             self._describe(*wanted)
 

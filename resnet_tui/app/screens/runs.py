@@ -6,7 +6,7 @@ of their final numbers); o opens another folder of runs (a --runs-dir, or one sw
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,9 +17,6 @@ from textual.widgets import DataTable, Static
 from resnet_tui.core.runs import RunSummary, list_runs
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.plain_text import plain, printable
-
-if TYPE_CHECKING:
-    from resnet_tui.app.app import ResNetApp
 
 STATUS_STYLE = {"finished": "green", "running": "bold cyan", "interrupted": "yellow", "diverged": "red", "failed": "red",
                 "stale": "dim", "unknown": "dim", "unreadable": "red"}
@@ -69,10 +66,6 @@ class RunsScreen(AppScreen):
         self.summaries: list[RunSummary] = []
         self.marked: set[Path] = set()
 
-    @property
-    def resnet_app(self) -> "ResNetApp":
-        return cast("ResNetApp", self.app)
-
     def compose_body(self) -> ComposeResult:
         yield Static("", id="runs-info")
         table: DataTable[Any] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -89,7 +82,7 @@ class RunsScreen(AppScreen):
         self.action_refresh()
 
     def action_refresh(self) -> None:
-        root = self.resnet_app.runs_root
+        root = self.session.runs_root
         table = self.query_one(DataTable)
         keep = table.cursor_row
         self.summaries = list_runs(root, include_sweeps=True)
@@ -103,7 +96,7 @@ class RunsScreen(AppScreen):
             self._show_selected(table.cursor_row)
 
     def _render_info(self) -> None:
-        root = self.resnet_app.runs_root
+        root = self.session.runs_root
         running = sum(1 for s in self.summaries if s.status == "running")
         # Content parts are text, not markup (the root comes from the user); styles as the rest of the app's markup
         parts: list[str | tuple[str, str]] = []
@@ -141,13 +134,13 @@ class RunsScreen(AppScreen):
             return
         from resnet_tui.app.screens.compare import CompareScreen
 
-        root = self.resnet_app.runs_root
+        root = self.session.runs_root
         self.app.push_screen(CompareScreen([(s.path, run_name(s, root)) for s in chosen]))
 
     def action_open_folder(self) -> None:
         from resnet_tui.app.screens.dialogs import AskPath
 
-        self.app.push_screen(AskPath("Open a folder of runs (a --runs-dir, or a sweep folder)", str(self.resnet_app.runs_root)),
+        self.app.push_screen(AskPath("Open a folder of runs (a --runs-dir, or a sweep folder)", str(self.session.runs_root)),
                              callback=self._folder_chosen)
 
     def _folder_chosen(self, folder: str | None) -> None:
@@ -157,7 +150,7 @@ class RunsScreen(AppScreen):
         if not path.is_dir():
             self.notify(f"{printable(folder)}: not a folder", severity="error", markup=False)
             return
-        self.resnet_app.runs_root = path
+        self.session.runs_root = path
         self.marked.clear()
         self.action_refresh()
 

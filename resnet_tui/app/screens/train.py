@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -10,11 +10,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
 from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.app.state import ToggleTraining
 from resnet_tui.app.widgets.config_form import ConfigForm
 from resnet_tui.app.widgets.run_monitor import RunMonitor
-
-if TYPE_CHECKING:
-    from resnet_tui.app.app import ResNetApp
 
 IDLE_TEXT = "Set the fields, then press s (or the button) to train. Esc leaves a field; 1-5 switch screens."
 
@@ -25,16 +23,13 @@ class TrainScreen(AppScreen):
     def __init__(self) -> None:
         super().__init__()
         self._device_field = ""
-
-    @property
-    def resnet_app(self) -> "ResNetApp":
-        return cast("ResNetApp", self.app)
+        self._training = False  # the app's training flag, as last seen
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-body"):
             with Vertical(id="form-panel"):
                 yield Button("▶ Start training (s)", id="start", variant="success", compact=True)
-                yield ConfigForm(self.resnet_app.initial_config, id="config-form")
+                yield ConfigForm(self.session.form, id="config-form")
                 yield Static("", id="form-status")
             yield RunMonitor(idle_text=IDLE_TEXT, stop_hint="s stops", id="train-monitor")
 
@@ -42,6 +37,10 @@ class TrainScreen(AppScreen):
         self.query_one("#form-panel").border_title = "Hyperparameters"
         self.query_one(RunMonitor).border_title = "Run"
         self._update_device()
+        self.watch(self.app, "training", self._training_changed, init=True)
+
+    def _training_changed(self, training: bool) -> None:
+        self._training = training
         self.refresh_controls()
 
     @property
@@ -54,20 +53,15 @@ class TrainScreen(AppScreen):
 
     @on(ConfigForm.Changed)
     def _form_changed(self, event: ConfigForm.Changed) -> None:
-        app = self.resnet_app
-        cfg = event.form.config
-        if cfg is not None:
-            app.form_config = cfg
-        app.form_errors = event.form.errors
         self.refresh_controls()
         self._update_device()
 
     def refresh_controls(self) -> None:
         """The start button and the form follow the training state and the form's validity."""
-        app = self.resnet_app
+        training = self._training
         button = self.query_one("#start", Button)
         errors = self.form.errors
-        if app.training:
+        if training:
             button.label = "■ Stop training (s)"
             button.variant = "error"
             button.disabled = False
@@ -75,24 +69,24 @@ class TrainScreen(AppScreen):
             button.label = "▶ Start training (s)"
             button.variant = "success"
             button.disabled = bool(errors)
-        self.form.disabled = app.training  # edits could not reach the running trainer
-        self.set_class(app.training, "-training")  # below 120 columns the form then makes room for the log
+        self.form.disabled = training  # edits could not reach the running trainer
+        self.set_class(training, "-training")  # below 120 columns the form then makes room for the log
         status = self.query_one("#form-status", Static)
         if errors:
             status.update(f"[b red]{len(errors)} invalid field{'s' if len(errors) > 1 else ''}[/]: training cannot start")
-        elif app.training:
+        elif training:
             status.update("training: the form is locked until the run ends")
         else:
             status.update("")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
-            self.resnet_app.action_toggle_training()
+            self.post_message(ToggleTraining())
 
     def _update_device(self) -> None:
-        app = self.resnet_app
-        if app.device_label is not None:  # injected (tests, screenshots): no detection
-            self.monitor.set_device(app.device_label)
+        label = self.session.device_label
+        if label is not None:  # injected (tests, screenshots): no detection
+            self.monitor.set_device(label)
             return
         name = self.form.value_text("device")
         if name != self._device_field and "device" not in self.form.errors:
@@ -116,5 +110,16 @@ class TrainScreen(AppScreen):
         self.form.device_type = kind
         self.monitor.set_device(text)
 
+    # ---------------------------------------------------------------- what the app tells this screen
+
     def apply_events(self, events: list[Any]) -> None:
         self.monitor.apply(events)
+
+    def write_log(self, line: str) -> None:
+        """A line of the app's own (an error) after the run's log lines."""
+        self.monitor.write_log(line)
+
+    @property
+    def eval_result(self) -> Any:
+        """The evaluation that ended the run shown (an EvalResult), if it has one."""
+        return self.monitor.progress.eval_result

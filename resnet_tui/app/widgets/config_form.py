@@ -13,6 +13,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Static
 
 from resnet_tui.core.config import FIELD_BY_NAME, OPTIMIZERS, PRESETS, ConfigError, TrainConfig, parse_field, preset_values
+from resnet_tui.app.state import FormState
 
 # The fields the form shows, in order. The rest of TrainConfig (schedule, augment, ...) comes from the
 # preset or the CLI and is carried through unchanged.
@@ -52,7 +53,8 @@ class ConfigFieldValidator(Validator):
 
 
 class ConfigForm(VerticalScroll):
-    """Posts `ConfigForm.Changed` after every edit. `config` is the TrainConfig, or None while a field is invalid."""
+    """Posts `ConfigForm.Changed` after every edit. `config` is the TrainConfig, or None while a field is invalid.
+    The values live in a FormState (the app's Session.form, which the other screens read), not here."""
 
     can_focus = False  # Tab goes straight from field to field; the form scrolls to the focused one
 
@@ -65,11 +67,9 @@ class ConfigForm(VerticalScroll):
         def control(self) -> "ConfigForm":
             return self.form
 
-    def __init__(self, initial: TrainConfig, device_type: str = "cpu", **kwargs: Any) -> None:
+    def __init__(self, initial: TrainConfig | FormState, device_type: str = "cpu", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._values: dict[str, Any] = initial.to_dict()  # parsed values of every TrainConfig field
-        self._values["layers"] = tuple(initial.layers)
-        self._errors: dict[str, str] = {}
+        self.form_state = initial if isinstance(initial, FormState) else FormState(initial)
         self.device_type = device_type  # the fast preset's batch size and lr depend on it
         self._filling = False
 
@@ -79,10 +79,10 @@ class ConfigForm(VerticalScroll):
             with Horizontal(classes="field-row", id=f"row-{name}"):
                 yield Label(f.label, classes="field-label")
                 if name in CHOICES:
-                    yield Select([(c, c) for c in CHOICES[name]], value=field_text(name, self._values[name]), allow_blank=False,
+                    yield Select([(c, c) for c in CHOICES[name]], value=field_text(name, self.form_state.values[name]), allow_blank=False,
                                  compact=True, id=f"field-{name}", classes="field-input", tooltip=f.help)
                 else:
-                    yield Input(field_text(name, self._values[name]), placeholder=PLACEHOLDERS.get(name, ""),
+                    yield Input(field_text(name, self.form_state.values[name]), placeholder=PLACEHOLDERS.get(name, ""),
                                 validators=[ConfigFieldValidator(name)], validate_on=["changed"], compact=True,
                                 id=f"field-{name}", classes="field-input", tooltip=f.help)
             yield Static("", classes="field-error", id=f"error-{name}")
@@ -92,13 +92,11 @@ class ConfigForm(VerticalScroll):
     @property
     def errors(self) -> dict[str, str]:
         """Field name -> the ConfigError line, for every invalid field."""
-        return dict(self._errors)
+        return dict(self.form_state.errors)
 
     @property
     def config(self) -> TrainConfig | None:
-        if self._errors:
-            return None
-        return TrainConfig(**self._values)
+        return self.form_state.config
 
     def value_text(self, name: str) -> str:
         w = self.query_one(f"#field-{name}")
@@ -120,10 +118,9 @@ class ConfigForm(VerticalScroll):
 
     def load(self, cfg: TrainConfig) -> None:
         """Show all of `cfg` (e.g. a resumed run's config)."""
-        self._values = cfg.to_dict()
-        self._values["layers"] = tuple(cfg.layers)
+        self.form_state.load(cfg)
         for name in FORM_FIELDS:
-            self.set_value(name, self._values[name])
+            self.set_value(name, self.form_state.values[name])
 
     # ---------------------------------------------------------------- events
 
@@ -139,7 +136,7 @@ class ConfigForm(VerticalScroll):
         name = (event.select.id or "").removeprefix("field-")
         if event.value is Select.NULL:
             return
-        changed = field_text(name, self._values.get(name)) != event.value
+        changed = field_text(name, self.form_state.values.get(name)) != event.value
         self._check(name, event.value)
         if name == "preset" and changed and not self._filling:
             self.apply_preset(str(event.value))
@@ -153,7 +150,7 @@ class ConfigForm(VerticalScroll):
                 if name in FORM_FIELDS:
                     self.set_value(name, value)
                 else:
-                    self._values[name] = value
+                    self.form_state.set_parsed(name, value)
         finally:
             self._filling = False
         self.post_message(self.Changed(self))
@@ -163,16 +160,9 @@ class ConfigForm(VerticalScroll):
             return
         error = self.query_one(f"#error-{name}", Static)
         row = self.query_one(f"#row-{name}")
-        try:
-            self._values[name] = parse_field(name, raw)
-        except ConfigError as e:
-            message = e.render(FIELD_BY_NAME[name].label)
-            self._errors[name] = message
-            error.update(f"✗ {message}")
-        else:
-            self._errors.pop(name, None)
-            error.update("")
-        invalid = name in self._errors
+        message = self.form_state.set(name, raw, FIELD_BY_NAME[name].label)
+        error.update(f"✗ {message}" if message else "")
+        invalid = message is not None
         error.set_class(invalid, "-shown")
         row.set_class(invalid, "-invalid")
         self.post_message(self.Changed(self))
