@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import read_metrics_strict, run_cli, tiny_flags
 from resnet_tui.core import checkpoint, data, evaluate
 from resnet_tui.core import model as model_mod
 from resnet_tui.core import train as train_mod
@@ -81,23 +80,23 @@ def test_a_key_for_a_million_blocks_is_refused_before_any_model_is_built(tmp_pat
     assert all(max(layers) <= 64 for layers in built)
 
 
-def test_a_key_for_65_blocks_is_one_line_via_the_cli(tmp_path, cifar_dir):
+def test_a_key_for_65_blocks_is_one_line_via_the_cli(tmp_path, cifar_dir, cli):
     state = tiny_state()
     state["layer1.64.conv1.weight"] = torch.zeros(16, 16, 3, 3)
     path = tmp_path / "deep.pth"
     torch.save(state, path)
-    proc = run_cli("--no-ui", "evaluate", str(path), "--data", str(cifar_dir), "--limit-eval", "10", "--device", "cpu")
+    proc = cli("--no-ui", "evaluate", str(path), "--data", str(cifar_dir), "--limit-eval", "10", "--device", "cpu")
     assert_one_line_error(proc, repr(str(path)), "layer1.64", "from 1 to 64")
 
 
 @pytest.mark.parametrize("kind", ["meta", "sparse"])
-def test_checkpoints_with_meta_or_sparse_tensors_are_one_line(kind, tmp_path, cifar_dir):
+def test_checkpoints_with_meta_or_sparse_tensors_are_one_line(kind, tmp_path, cifar_dir, cli):
     state = tiny_state()
     w = state["fc.weight"]
     state["fc.weight"] = torch.empty(w.shape, device="meta") if kind == "meta" else w.to_sparse()
     path = tmp_path / f"{kind}.pth"
     torch.save(state, path)
-    proc = run_cli("--no-ui", "evaluate", str(path), "--data", str(cifar_dir), "--limit-eval", "10", "--device", "cpu")
+    proc = cli("--no-ui", "evaluate", str(path), "--data", str(cifar_dir), "--limit-eval", "10", "--device", "cpu")
     assert_one_line_error(proc, repr(str(path)), "'fc.weight'", kind)
 
 
@@ -117,10 +116,10 @@ def test_checkpoint_weights_of_a_non_float_dtype_are_refused(dtype, tmp_path):
 
 @pytest.fixture(scope="module")
 def finished_run(cifar_dir, tmp_path_factory) -> Path:
-    """A finished 1-epoch SGD run (2 batches), with its resume.pt."""
+    """A finished 1-epoch SGD run (2 batches), with its resume.pt, trained by the engine (the CLI's --resume is under test)."""
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    proc = run_cli("--no-ui", "train", *tiny_flags(cifar_dir, limit_train=32, limit_eval=20), "--epochs", "1", "--run-dir", str(run_dir))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = TrainConfig(data=str(cifar_dir), limit_train=32, limit_eval=20, layers=(1, 1, 1), batch_size=16, device="cpu")
+    assert train_mod.train(cfg, run_dir, lambda e: None).status == "finished"
     return run_dir
 
 
@@ -156,14 +155,14 @@ RESUME_CLI_CASES = {
 
 
 @pytest.mark.parametrize("case", list(RESUME_CLI_CASES))
-def test_a_hostile_resume_state_is_one_line_and_nothing_is_written(case, finished_run, tmp_path):
+def test_a_hostile_resume_state_is_one_line_and_nothing_is_written(case, finished_run, tmp_path, cli, metrics_of):
     change, needles = RESUME_CLI_CASES[case]
     run_dir = tampered_copy(finished_run, tmp_path / "run", change)
     before = snapshot(run_dir)
-    proc = run_cli("--no-ui", "train", "--resume", str(run_dir), "--epochs", "2")
+    proc = cli("--no-ui", "train", "--resume", str(run_dir), "--epochs", "2")
     assert_one_line_error(proc, "--resume", "resume.pt", *needles)
     assert snapshot(run_dir) == before, "a refused resume wrote to the run folder"
-    assert [e["event"] for e in read_metrics_strict(run_dir / "metrics.jsonl")].count("start") == 1
+    assert [e["event"] for e in metrics_of(run_dir / "metrics.jsonl")].count("start") == 1
 
 
 RESUME_FIELD_CASES = {
@@ -201,10 +200,10 @@ def test_resume_fields_of_the_wrong_type_are_refused_before_any_write(case, fini
     assert snapshot(run_dir) == before
 
 
-def test_a_resume_state_with_a_corrupt_optimizer_tensor_is_refused(finished_run, cifar_dir, tmp_path):
+def test_a_resume_state_with_a_corrupt_optimizer_tensor_is_refused(finished_run, cifar_dir, tmp_path, cli, tiny):
     """SGD with momentum keeps one momentum buffer per parameter, shaped like it: a wrong shape is named."""
     momentum_run = tmp_path / "momentum"
-    proc = run_cli("--no-ui", "train", *tiny_flags(cifar_dir, limit_train=32, limit_eval=20), "--momentum", "0.9",
+    proc = cli("--no-ui", "train", *tiny(cifar_dir, limit_train=32, limit_eval=20), "--momentum", "0.9",
                    "--run-dir", str(momentum_run))
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -214,7 +213,7 @@ def test_a_resume_state_with_a_corrupt_optimizer_tensor_is_refused(finished_run,
 
     run_dir = tampered_copy(momentum_run, tmp_path / "run", change)
     before = snapshot(run_dir)
-    proc = run_cli("--no-ui", "train", "--resume", str(run_dir), "--epochs", "2")
+    proc = cli("--no-ui", "train", "--resume", str(run_dir), "--epochs", "2")
     assert_one_line_error(proc, "--resume", "momentum_buffer")
     assert snapshot(run_dir) == before
 
@@ -248,54 +247,54 @@ def test_a_genuine_mid_epoch_state_of_every_optimizer_passes_the_loader(optimize
 # ---------------------------------------------------------------- image folders
 
 
-def test_an_eleven_class_folder_trains_and_evaluates(cifar_dir, tmp_path):
+def test_an_eleven_class_folder_trains_and_evaluates(cifar_dir, tmp_path, cli, metrics_of):
     root = make_folder(cifar_dir, tmp_path / "eleven")
     add_class(root, cifar_dir, "zebra")
     run_dir = tmp_path / "run"
     flags = ["--data", str(root), "--layers", "1,1,1", "--batch-size", "16", "--device", "cpu"]
-    proc = run_cli("--no-ui", "train", *flags, "--run-dir", str(run_dir))
+    proc = cli("--no-ui", "train", *flags, "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    evals = [e for e in read_metrics_strict(run_dir / "metrics.jsonl") if e["event"] == "eval"]
+    evals = [e for e in metrics_of(run_dir / "metrics.jsonl") if e["event"] == "eval"]
     assert len(evals[-1]["classes"]) == 11 and evals[-1]["classes"][-1] == "zebra" and evals[-1]["n"] == 22
     state = torch.load(run_dir / "checkpoints" / "cifar10_model_epoch_0.pth", weights_only=True)
     assert tuple(state["fc.weight"].shape) == (11, 1024)
 
-    proc = run_cli("--no-ui", "evaluate", str(run_dir), "--data", str(root), "--device", "cpu", "--json")
+    proc = cli("--no-ui", "evaluate", str(run_dir), "--data", str(root), "--device", "cpu", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["n"] == 22 and len(result["classes"]) == 11 and result["classes"][-1] == "zebra"
 
 
-def test_a_ten_class_checkpoint_on_eleven_class_data_is_one_line(cifar_dir, tmp_path):
+def test_a_ten_class_checkpoint_on_eleven_class_data_is_one_line(cifar_dir, tmp_path, cli):
     root = make_folder(cifar_dir, tmp_path / "eleven", n_train=1, n_test=2)
     add_class(root, cifar_dir, "zebra", n_train=1, n_test=2)
     path = tmp_path / "ten.pth"
     torch.save(tiny_state(), path)
-    proc = run_cli("--no-ui", "evaluate", str(path), "--data", str(root), "--device", "cpu")
+    proc = cli("--no-ui", "evaluate", str(path), "--data", str(root), "--device", "cpu")
     assert_one_line_error(proc, repr(str(path)), "10 classes", "11 classes")
 
 
-def test_a_symlink_loop_in_an_image_folder_is_skipped_with_a_warning(cifar_dir, tmp_path):
+def test_a_symlink_loop_in_an_image_folder_is_skipped_with_a_warning(cifar_dir, tmp_path, cli, metrics_of):
     root = make_folder(cifar_dir, tmp_path / "loopy")
     os.symlink("loop", root / "train" / "loop")  # points at itself
     os.symlink("bad.jpg", root / "test" / "cat" / "bad.jpg")
     run_dir = tmp_path / "run"
-    proc = run_cli("--no-ui", "train", "--data", str(root), "--layers", "1,1,1", "--batch-size", "16", "--device", "cpu",
+    proc = cli("--no-ui", "train", "--data", str(root), "--layers", "1,1,1", "--batch-size", "16", "--device", "cpu",
                    "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     out = proc.stdout + proc.stderr
     assert "loop" in out and "bad.jpg" in out
-    evals = [e for e in read_metrics_strict(run_dir / "metrics.jsonl") if e["event"] == "eval"]
+    evals = [e for e in metrics_of(run_dir / "metrics.jsonl") if e["event"] == "eval"]
     assert len(evals[-1]["classes"]) == 10 and evals[-1]["n"] == 20
 
 
-def test_an_image_folder_of_symlink_loops_only_is_one_line(tmp_path):
+def test_an_image_folder_of_symlink_loops_only_is_one_line(tmp_path, cli):
     root = tmp_path / "loops"
     for split in ("train", "test"):
         (root / split).mkdir(parents=True)
         os.symlink("cat", root / split / "cat")
-    proc = run_cli("--no-ui", "train", "--data", str(root), "--device", "cpu", "--run-dir", str(tmp_path / "run"))
+    proc = cli("--no-ui", "train", "--data", str(root), "--device", "cpu", "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(proc, "--data", "cat")
     assert not (tmp_path / "run").exists()
 
@@ -343,28 +342,28 @@ def test_an_image_folder_whose_only_class_is_unreadable_is_one_line(cifar_dir, t
 # ---------------------------------------------------------------- flags and config files
 
 
-def test_a_seed_numpy_refuses_is_one_line(cifar_dir, tmp_path):
-    proc = run_cli("--no-ui", "train", *tiny_flags(cifar_dir), "--seed", "4294967296", "--run-dir", str(tmp_path / "run"))
+def test_a_seed_numpy_refuses_is_one_line(cifar_dir, tmp_path, cli, tiny):
+    proc = cli("--no-ui", "train", *tiny(cifar_dir), "--seed", "4294967296", "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(proc, "--seed", "'4294967296'", "4294967295")
     assert not (tmp_path / "run").exists()
     assert parse_field("seed", 2**32 - 1) == 2**32 - 1
 
 
-def test_a_seed_numpy_refuses_fails_a_sweep_before_it_runs(cifar_dir, tmp_path):
-    proc = run_cli("--no-ui", "sweep", "--seed", "1,4294967296", *tiny_flags(cifar_dir), "--out", str(tmp_path / "sw"))
+def test_a_seed_numpy_refuses_fails_a_sweep_before_it_runs(cifar_dir, tmp_path, cli, tiny):
+    proc = cli("--no-ui", "sweep", "--seed", "1,4294967296", *tiny(cifar_dir), "--out", str(tmp_path / "sw"))
     assert_one_line_error(proc, "seed", "4294967296", "4294967295")
     assert not (tmp_path / "sw").exists()
 
 
-def test_config_dev_zero_is_refused_without_reading_it_all(tmp_path):
-    proc = run_cli("--no-ui", "train", "--config", "/dev/zero", "--run-dir", str(tmp_path / "run"), timeout=60)
+def test_config_dev_zero_is_refused_without_reading_it_all(tmp_path, cli):
+    proc = cli("--no-ui", "train", "--config", "/dev/zero", "--run-dir", str(tmp_path / "run"), timeout=60)
     assert_one_line_error(proc, "--config", "'/dev/zero'", "regular file")
 
 
-def test_config_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+def test_config_fifo_is_refused_without_waiting_for_a_writer(tmp_path, cli):
     fifo = tmp_path / "cfg.toml"
     os.mkfifo(fifo)
-    proc = run_cli("--no-ui", "train", "--config", str(fifo), "--run-dir", str(tmp_path / "run"), timeout=60)
+    proc = cli("--no-ui", "train", "--config", str(fifo), "--run-dir", str(tmp_path / "run"), timeout=60)
     assert_one_line_error(proc, "--config", repr(str(fifo)), "regular file")
 
 
@@ -393,26 +392,26 @@ def test_config_nested_too_deeply_is_one_line(tmp_path):
     (["--run-dir", "other"], ["--run-dir"]),
     (["--config", "bad.toml", "--run-dir", "other"], ["--config", "--run-dir"]),
 ])
-def test_resume_refuses_config_and_run_dir(flags, needles, finished_run, tmp_path):
+def test_resume_refuses_config_and_run_dir(flags, needles, finished_run, tmp_path, cli):
     before = snapshot(finished_run)
-    proc = run_cli("--no-ui", "train", "--resume", str(finished_run), *flags, cwd=tmp_path)
+    proc = cli("--no-ui", "train", "--resume", str(finished_run), *flags, cwd=tmp_path)
     assert_one_line_error(proc, "--resume", *needles)
     assert snapshot(finished_run) == before and not (tmp_path / "other").exists()
 
 
-def test_resume_may_change_how_a_run_is_supervised(finished_run, tmp_path):
+def test_resume_may_change_how_a_run_is_supervised(finished_run, tmp_path, cli):
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
-    proc = run_cli("--no-ui", "train", "--resume", str(run_dir), "--on-hangup", "stop", "--resume-every", "5")
+    proc = cli("--no-ui", "train", "--resume", str(run_dir), "--on-hangup", "stop", "--resume-every", "5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     saved = read_toml(run_dir / "config.toml")
     assert saved["on_hangup"] == "stop" and saved["resume_every"] == 5.0
-    proc = run_cli("--no-ui", "train", "--resume", str(run_dir), "--on-hangup", "later")
+    proc = cli("--no-ui", "train", "--resume", str(run_dir), "--on-hangup", "later")
     assert_one_line_error(proc, "--on-hangup", "'later'", "continue, stop")
 
 
 @pytest.mark.parametrize("kind", ["a folder", "not UTF-8"])
-def test_a_run_whose_config_is_not_a_text_file_is_one_line(kind, finished_run, tmp_path):
+def test_a_run_whose_config_is_not_a_text_file_is_one_line(kind, finished_run, tmp_path, cli):
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
     cfg = run_dir / "config.toml"
@@ -421,5 +420,5 @@ def test_a_run_whose_config_is_not_a_text_file_is_one_line(kind, finished_run, t
         cfg.mkdir()
     else:
         cfg.write_bytes(b"epochs = 1\n# \xff\xfe\n")
-    proc = run_cli("--no-ui", "train", "--resume", str(run_dir))
+    proc = cli("--no-ui", "train", "--resume", str(run_dir))
     assert_one_line_error(proc, "--resume", repr(str(cfg)))
