@@ -130,30 +130,16 @@ def train(
     raise typer.Exit(code)
 
 
-# What --resume may change: how long the run trains and how it is supervised, never how it learns.
-RESUME_MAY_CHANGE = ("epochs", "device", "on_hangup", "resume_every")
-
-
 def _resume_config(resume: Path, flags: dict[str, Any], config: Optional[Path] = None,
                    run_dir: Optional[Path] = None) -> tuple[TrainConfig, Path]:
+    from resnet_tui.core.operations import resume_config
     from resnet_tui.core.runs import CONFIG_NAME
 
     ignored = [name for name, value in (("--config", config), ("--run-dir", run_dir)) if value is not None]
     if ignored:
         raise UserError(f"--resume: got {' and '.join(ignored)}, which a resumed run would ignore (it keeps RUN_DIR's "
                         f"{CONFIG_NAME} and writes into RUN_DIR); expected neither")
-    cfg_path = resume / CONFIG_NAME
-    if not resume.is_dir() or not cfg_path.exists():
-        raise UserError(f"--resume: got {str(resume)!r}, expected a run directory with {CONFIG_NAME}")
-    cfg = TrainConfig(**read_toml(cfg_path, flag="--resume"))
-    changed = {k: v for k, v in flags.items() if v is not None}
-    if set(changed) - set(RESUME_MAY_CHANGE):
-        allowed = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
-        raise UserError(f"--resume: only {allowed} can change when resuming (got {', '.join('--' + k.replace('_', '-') for k in changed)})")
-    try:
-        return cfg.replace(**{k: parse_field(k, v) for k, v in changed.items()}), resume
-    except ConfigError as e:
-        raise UserError(e.as_flag()) from None
+    return resume_config(resume, {k: v for k, v in flags.items() if v is not None}), resume
 
 
 def run_headless_training(cfg: TrainConfig, run_path: Path, resume: bool = False) -> int:

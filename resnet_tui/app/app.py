@@ -13,6 +13,9 @@ or simply `asyncio.run(train_in_app(cfg, path))`.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -37,7 +40,9 @@ from resnet_tui.app.screens.model import ModelScreen
 from resnet_tui.app.screens.runs import RunsScreen
 from resnet_tui.app.screens.run_view import RunViewScreen
 from resnet_tui.app.screens.train import TrainScreen
-from resnet_tui.app.state import FormState, ReportError, Session, ToggleTraining
+from resnet_tui.app.job import STARTING, UI_ANSWER_SECONDS, TrainingJob, install_signal_handlers, restore_signal_handlers
+from resnet_tui.app.state import FormState, ReportError, ResumeRun, Session, ToggleTraining
+from resnet_tui.headless import say
 
 SCREEN_NAMES = {"train": "Train", "model": "Model", "data": "Data", "evaluate": "Evaluate", "runs": "Runs"}
 APP_MODES = ("idle", "train", "evaluate", "watch", "sweep")
@@ -103,12 +108,13 @@ class ResNetApp(App[Any]):
         self.best_by = best_by  # evaluate mode: with "eval_loss", `checkpoint` is a run directory to choose in
         self.exit_when_done = exit_when_done
         self.splits = splits  # train mode: data already loaded (the benchmark passes the same splits to both sides)
-        self.handle_signals = handle_signals  # SIGHUP (the SSH connection dropped) and SIGTERM stop and save, like q
-        self._signals_installed: list[int] = []
+        self.handle_signals = handle_signals  # SIGHUP detaches a run (a dropped SSH connection), SIGTERM stops and saves
+        self._previous_signals: dict[int, Any] = {}
+        self.job = TrainingJob()  # the one owner of the training state
+        self._ui_answered = threading.Event()  # the UI took a finished run's last message
         self.run_end: ev.RunEnd | None = None
         self.last_error = ""
         self._run_done = asyncio.Event()
-        self._training_worker: Worker[Any] | None = None
         self._quit_when_stopped = False
 
     # The session's fields the app itself uses (and tests read), under their old names.
@@ -146,34 +152,37 @@ class ResNetApp(App[Any]):
             self.call_after_refresh(self.watch_run, self.initial_run_dir)
 
     def _install_signal_handlers(self) -> None:
-        import signal
-
         loop = asyncio.get_running_loop()
-        for name in ("SIGHUP", "SIGTERM"):
-            sig = getattr(signal, name, None)
-            if sig is None:
-                continue
-            try:
-                loop.add_signal_handler(sig, self._on_signal)
-                self._signals_installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread, or no Unix signals: q remains the way out
+
+        def on_signal(signum: int) -> None:
+            if signum == getattr(signal, "SIGHUP", None):
+                self._release_terminal()
+            self.job.on_signal(signum, quit_ui=lambda code: loop.call_soon_threadsafe(self.exit, None, code))
+
+        # Process-level handlers: they run even while the event loop is stuck writing to a dead terminal.
+        self._previous_signals = install_signal_handlers(on_signal)
+
+    def _release_terminal(self) -> None:
+        """The terminal is gone. Textual would spin on it (its input thread reads EOF without end, and the
+        kernel's SIGCONT after the hang-up restarts it) and block on writes to it, starving the training
+        thread: stop reading, send all output to /dev/null, and keep SIGCONT from restarting the driver."""
+        for name in ("SIGCONT", "SIGTSTP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+        exit_event = getattr(self._driver, "exit_event", None)
+        if exit_event is not None:
+            exit_event.set()  # the driver's input threads end
+        try:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
+        except OSError:
+            pass
 
     def on_unmount(self) -> None:
-        if self._signals_installed:
-            loop = asyncio.get_running_loop()
-            for sig in self._signals_installed:
-                loop.remove_signal_handler(sig)
-            self._signals_installed = []
-
-    def _on_signal(self) -> None:
-        """The terminal went away or the process is asked to end: a running run stops after its batch and
-        saves a resumable state (as after q), then the app exits."""
-        self._quit_when_stopped = True
-        if self.training:
-            self.stop_training()
-        else:
-            self.exit()
+        restore_signal_handlers(self._previous_signals)
+        self._previous_signals = {}
 
     async def _open_evaluate(self, checkpoint: str | None, best_by: str | None = None) -> None:
         await self.switch_mode("evaluate")
@@ -200,19 +209,32 @@ class ResNetApp(App[Any]):
     def on_toggle_training(self, message: ToggleTraining) -> None:
         self.action_toggle_training()
 
+    async def on_resume_run(self, message: ResumeRun) -> None:
+        from resnet_tui.core.operations import resume_config
+
+        try:
+            cfg = resume_config(message.run_dir, {"epochs": message.epochs} if message.epochs else None)
+        except UserError as e:
+            self.report_error(str(e), title="Cannot resume")
+            return
+        if self.start_training(cfg, message.run_dir, resume=True):
+            await self.switch_mode("train")
+
     def on_report_error(self, message: ReportError) -> None:
         self.report_error(message.message, message.title)
 
     def action_toggle_training(self) -> None:
-        if self.training:
-            self.stop_training()
-        else:
+        if isinstance(self.screen, RunViewScreen):  # a watched run belongs to the process that trains it
+            self.screen.explain_owner()
+        elif not self.job.active:
             self.start_training()
+        elif not self.stop_training() and self.job.state == STARTING:
+            self.notify("The run is starting (loading data); s stops it once it trains, q quits at once.", title="Training")
 
     def start_training(self, config: TrainConfig | None = None, run_dir: Path | None = None, resume: bool = False,
                        splits: tuple[Any, Any] | None = None) -> bool:
         """Start a run with `config` (default: the form's) into `run_dir` (default: runs/<timestamp>)."""
-        if self.training:
+        if self.job.active:
             self.notify("A run is already training; s stops it.", severity="warning")
             return False
         screen = self.train_screen
@@ -233,34 +255,62 @@ class ResNetApp(App[Any]):
         self.last_error = ""
         self._run_done.clear()
         screen.monitor.reset()
+        self.job.begin(config.on_hangup)
         self.training = True
-        self._training_worker = self._train(config, path, resume, splits)
+        self._train(config, path, resume, splits)
         return True
 
-    def stop_training(self) -> None:
-        if self._training_worker is not None and self.training:
-            self._training_worker.cancel()  # should_stop() sees it after the current batch
+    def stop_training(self, force: bool = False) -> bool:
+        """Stop after the current batch (a key stops only a run that trains; force: a quit, also one that is starting)."""
+        if self.job.request_stop(force):
             self.notify("Stopping after this batch; a resumable state is being saved.", title="Training")
+            return True
+        return False
+
+    def _should_stop(self, worker: Worker[Any]) -> bool:
+        # The app's shutdown cancels its workers; a detached run (the terminal is gone) goes on regardless.
+        return self.job.should_stop() or (worker.is_cancelled and not self.job.detached)
+
+    def _post_unless_detached(self, message: Any) -> None:
+        if not self.job.detached:  # with no terminal nobody sees it: do not pile messages up for hours
+            self.post_message(message)
 
     @work(thread=True, exit_on_error=False, name="training", group="training")
     def _train(self, config: TrainConfig, run_dir: Path, resume: bool, splits: tuple[Any, Any] | None = None) -> ev.RunEnd | None:
         # This thread only trains: events go to a buffer that is posted about 4 times a second.
         worker = get_current_worker()
-        relay = EventRelay(lambda events: self.post_message(TrainingEvents(events)))
+        relay = EventRelay(lambda events: self._post_unless_detached(TrainingEvents(events)))
+
+        def emit(e: ev.Event) -> None:
+            if isinstance(e, ev.TrainStart):
+                self.job.started()
+            relay(e)
+
         end: ev.RunEnd | None = None
         error = ""
         try:
             from resnet_tui.core.train import Trainer
 
-            end = Trainer(config, run_dir, relay, should_stop=lambda: worker.is_cancelled, resume=resume, splits=splits).run_training()
+            end = Trainer(config, run_dir, emit, should_stop=lambda: self._should_stop(worker), resume=resume, splits=splits).run_training()
         except UserError as e:
             error = str(e)
         except Exception as e:  # out of memory outside the loop, unreadable files, bugs: report them, keep the app
             error = f"training failed: {type(e).__name__}: {e}"
         finally:
             relay.flush()
-            self.post_message(TrainingFinished(end, error))
+            self._end_of_run(end.status if end is not None else None, TrainingFinished(end, error))
         return end
+
+    def _end_of_run(self, status: str | None, finished: Any) -> None:
+        """In the training thread, once its run is over: tell the UI; end the process if a signal asked for it,
+        or if the UI does not answer (its terminal is gone): a process never outlives its run."""
+        if self.job.run_ended(status) is not None:
+            self.post_message(finished)
+            return
+        self._ui_answered.clear()
+        self.post_message(finished)
+        if not self._ui_answered.wait(UI_ANSWER_SECONDS):
+            self.job.ui_gone(status)
 
     def on_training_events(self, message: TrainingEvents) -> None:
         self.train_screen.apply_events(message.events)
@@ -281,16 +331,20 @@ class ResNetApp(App[Any]):
             self.report_error(end.message or end.status, title=f"Training {end.status}")
 
     def on_training_finished(self, message: TrainingFinished) -> None:
-        self.training = False
         self.run_end = message.end
         self._worker_done(message.error, "Training could not run", message.end)
 
     def _worker_done(self, error: str | None, title: str, end: Any) -> None:
         """A training or sweep worker has ended: report its error, wake waiters, quit if that was asked for."""
+        self._ui_answered.set()
+        self.job.ended()
+        self.training = False
         if error:
             self.report_error(error, title=title)
         self._run_done.set()
-        if self._quit_when_stopped:
+        if self.job.final_code is not None:  # a signal ended or detached the run: the process ends with it
+            self.exit(return_code=self.job.final_code)
+        elif self._quit_when_stopped:
             self.exit()
         elif self.exit_when_done:
             self.exit(end)
@@ -320,7 +374,7 @@ class ResNetApp(App[Any]):
         """Train every run of `plan` in a thread worker; the Sweep screen (on screen 5) shows them."""
         from resnet_tui.app.screens.sweep import SweepScreen
 
-        if self.training:
+        if self.job.active:
             self.notify("A run is already training; s stops it.", severity="warning")
             return
         await self.switch_mode("runs")
@@ -329,8 +383,10 @@ class ResNetApp(App[Any]):
         self.sweep_end = None
         self.last_error = ""
         self._run_done.clear()
+        self.job.begin(plan.points[0].config.on_hangup if plan.points else "continue")
+        self.job.started()
         self.training = True
-        self._training_worker = self._sweep(plan)
+        self._sweep(plan)
 
     @work(thread=True, exit_on_error=False, name="sweep", group="training")
     def _sweep(self, plan: Any) -> Any:
@@ -338,19 +394,19 @@ class ResNetApp(App[Any]):
 
         worker = get_current_worker()
         # Per-batch events wait in the buffer (posted about 4 times a second); the rest are posted at once.
-        relay = EventRelay(lambda events: self.post_message(SweepEvents(events)),
+        relay = EventRelay(lambda events: self._post_unless_detached(SweepEvents(events)),
                            frequent=lambda e: isinstance(e, sw.RunEvent) and isinstance(e.event, ev.BatchEnd))
         end = None
         error = ""
         try:
-            end = sw.run_sweep(plan, relay, should_stop=lambda: worker.is_cancelled)
+            end = sw.run_sweep(plan, relay, should_stop=lambda: self._should_stop(worker))
         except UserError as e:
             error = str(e)
         except Exception as e:  # a bug, or files that cannot be written: report it, keep the app
             error = f"sweep failed: {type(e).__name__}: {e}"
         finally:
             relay.flush()
-            self.post_message(SweepDone(end, error))
+            self._end_of_run(end.status if end is not None else None, SweepDone(end, error))
         return end
 
     def on_sweep_events(self, message: SweepEvents) -> None:
@@ -365,7 +421,6 @@ class ResNetApp(App[Any]):
                             title=f"Sweep {e.status}", severity="information" if e.status == "finished" else "warning")
 
     def on_sweep_done(self, message: SweepDone) -> None:
-        self.training = False
         self.sweep_end = message.end
         self._worker_done(message.error, "Sweep could not run", message.end)
 
@@ -393,8 +448,7 @@ class ResNetApp(App[Any]):
     def _quit_confirmed(self, yes: bool | None) -> None:
         if yes:
             self._quit_when_stopped = True
-            self.stop_training()
-            if not self.training:
+            if not self.stop_training(force=True) and not self.job.active:
                 self.exit()
 
     def action_help(self) -> None:
@@ -445,7 +499,12 @@ def run_app(mode: str = "idle", **kwargs: Any) -> Any:
     """The CLI's entry point: `run_app(mode="idle"|"train"|"evaluate"|"watch"|"sweep", ...)`; see ResNetApp."""
     if mode not in APP_MODES:
         raise UserError(f"the app has no {mode} view; run it headless: resnet-tui --no-ui {mode} ...")
-    return ResNetApp(mode=mode, handle_signals=True, **kwargs).run()
+    app = ResNetApp(mode=mode, handle_signals=True, **kwargs)
+    app.run()
+    end = app.run_end
+    if end is not None and end.status == "interrupted" and end.message:
+        say(end.message)  # the way back, on the terminal the app has just given back
+    return app.return_code or 0
 
 
 async def train_in_app(config: TrainConfig, run_dir: str | Path, size: tuple[int, int] = (120, 40),

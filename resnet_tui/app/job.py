@@ -20,7 +20,8 @@ import threading
 from typing import Any, Callable
 
 IDLE, STARTING, RUNNING, STOPPING = "idle", "starting", "running", "stopping"
-EXIT_GRACE_SECONDS = 3.0  # after a run that a signal ended or detached: time the UI gets to close by itself
+EXIT_GRACE_SECONDS = 3.0  # after a run that a signal ended: time the UI gets to close by itself
+UI_ANSWER_SECONDS = 15.0  # a UI that has not taken a finished run's last message by then is gone (its terminal died)
 
 
 def exit_code_for(status: str | None) -> int:
@@ -35,6 +36,7 @@ class TrainingJob:
         self.detached = False  # the terminal is gone: nothing is shown any more, the run goes on
         self.exit_code: int | None = None  # set by a signal: the process ends with it once the run has ended
         self.on_hangup = "continue"  # the running config's choice
+        self.final_code: int | None = None  # once a run that a signal ended or detached has ended: the process's exit code
         self._hard_exit = hard_exit
 
     # ---------------------------------------------------------------- the run's life
@@ -93,13 +95,24 @@ class TrainingJob:
         self.request_stop(force=True)
 
     def run_ended(self, status: str | None) -> int | None:
-        """Called by the training thread when its run has ended. If a signal asked for it, the process
-        ends (the UI gets a short grace period to close first). Returns the exit code, or None."""
+        """Called by the training thread when its run has ended, its files closed and its lock released. If
+        a signal asked for it, the process ends: at once when detached (no terminal to give back), else after
+        a grace period in which the UI closes by itself. Returns the exit code, or None."""
         if self.exit_code is None:
             return None
         code = exit_code_for(status) if self.exit_code < 0 else self.exit_code
-        self._exit_later(code)
+        self.final_code = code
+        if self.detached:
+            self._hard_exit(code)
+        else:
+            self._exit_later(code)
         return code
+
+    def ui_gone(self, status: str | None) -> None:
+        """The UI did not answer after the run ended (its terminal's writes failed with no SIGHUP): end the
+        process with the run's status rather than leave it behind."""
+        self.detached = True
+        self._hard_exit(exit_code_for(status))
 
     def _exit_later(self, code: int) -> None:
         timer = threading.Timer(EXIT_GRACE_SECONDS, self._hard_exit, args=(code,))

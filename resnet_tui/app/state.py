@@ -114,3 +114,11 @@ class ReportError(Message):
     def __init__(self, message: str, title: str = "Error") -> None:
         super().__init__()
         self.message, self.title = message, title
+
+
+class ResumeRun(Message):
+    """Resume the interrupted or crashed run in `run_dir` in this app, optionally to `epochs` in all."""
+
+    def __init__(self, run_dir: Path, epochs: str | None = None) -> None:
+        super().__init__()
+        self.run_dir, self.epochs = run_dir, epochs

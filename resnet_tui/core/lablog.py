@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
 
 from resnet_tui.core import events as ev
 
@@ -63,3 +65,20 @@ def lab_lines(e: ev.Event) -> list[str]:
             lines.append(f"{t} {e.message}")
         return lines
     return []
+
+
+class LabLogWriter:
+    """Appends the lab's lines of every event to RUN/train.log, flushed with each call."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._f = open(path, "a", encoding="utf-8")
+
+    def write_many(self, events: Iterable[ev.Event]) -> None:
+        text = "".join(line + "\n" for e in events for line in lab_lines(e))
+        if text:
+            self._f.write(text)
+            self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()

@@ -91,6 +91,10 @@ class RunLock:
         f.flush()
         self._f = f
 
+    @property
+    def held(self) -> bool:
+        return self._f is not None
+
     def release(self) -> None:
         if self._f is not None:
             try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.runs import CHECKPOINT_DIR, METRICS_NAME, RunDir, epoch_train_losses
 
@@ -273,3 +274,30 @@ __all__ = [
     "BEST_BY", "BestCheckpoint", "EvalSource", "Evaluation", "best_candidates", "best_checkpoint", "choose_from_metrics",
     "evaluate_source", "preset_device_type", "resolve_source", "run_dir_of",
 ]
+
+
+# ---------------------------------------------------------------- resuming and stopping runs
+
+# What a resume may change: how long the run trains and how it is supervised, never how it learns.
+RESUME_MAY_CHANGE = ("epochs", "device", "on_hangup", "resume_every")
+
+
+def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) -> TrainConfig:
+    """The config to resume `run_dir` with: its config.toml, with `changes` (raw flag or form values) to the
+    fields in RESUME_MAY_CHANGE. Raises UserError naming the flag."""
+    from resnet_tui.core.config import ConfigError, parse_field, read_toml
+    from resnet_tui.core.runs import CONFIG_NAME
+
+    run = Path(run_dir)
+    cfg_path = run / CONFIG_NAME
+    if not run.is_dir() or not cfg_path.exists():
+        raise UserError(f"--resume: got {str(run_dir)!r}, expected a run directory with {CONFIG_NAME}")
+    cfg = TrainConfig(**read_toml(cfg_path, flag="--resume"))
+    changes = dict(changes or {})
+    if set(changes) - set(RESUME_MAY_CHANGE):
+        allowed = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
+        raise UserError(f"--resume: only {allowed} can change when resuming (got {', '.join('--' + k.replace('_', '-') for k in changes)})")
+    try:
+        return cfg.replace(**{k: parse_field(k, v) for k, v in changes.items()})
+    except ConfigError as e:
+        raise UserError(e.as_flag()) from None

@@ -13,17 +13,18 @@ import io
 import math
 import os
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from resnet_tui.core.errors import UserError
+from resnet_tui.core.lock import holder
 from resnet_tui.core.records import METRICS_NAME, RunRecords, read_run
 
 CONFIG_NAME = "config.toml"
 RESUME_NAME = "resume.pt"
+LOG_NAME = "train.log"  # the lab's log lines of every run, whatever front end started it
 CHECKPOINT_DIR = "checkpoints"
 SWEEP_NAME = "sweep.json"  # a sweep folder (resnet_tui.core.sweep): one run directory per combination
 
@@ -110,6 +111,10 @@ class RunDir:
         return self.path / RESUME_NAME
 
     @property
+    def log_path(self) -> Path:
+        return self.path / LOG_NAME
+
+    @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINT_DIR
 
@@ -150,12 +155,14 @@ class RunSummary:
     epochs_done: int = 0
     last_loss: float | None = None
     accuracy: float | None = None
-    status: str = "unknown"  # running | finished | interrupted | diverged | failed | stale | unreadable | unknown
+    # running (its lock is held) | finished | interrupted | diverged | failed | crashed (no end record and nobody
+    # holds its lock: killed, out of memory, power loss) | unreadable | unknown
+    status: str = "unknown"
+    resumable: bool = False  # an interrupted, crashed or failed (e.g. full disk) run with a resume state
     config: dict[str, Any] = field(default_factory=dict)
     skipped: int = 0  # lines of metrics.jsonl skipped as damaged (records.RunRecords.skipped)
 
 
-STALE_SECONDS = 600  # a run without an end record whose metrics.jsonl has not grown for this long died unseen
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -198,6 +205,7 @@ def summarize(path: Path, records: RunRecords | None = None) -> RunSummary:
     s.accuracy = last_eval.result.accuracy if last_eval is not None else None
     s.started = rec.start.time_utc if rec.start is not None else ""
     s.status = _status(path, rec)
+    s.resumable = s.status in ("interrupted", "crashed", "failed") and (path / RESUME_NAME).is_file()
     if not s.started:
         mtime = _mtime(path)
         s.started = datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M") if mtime is not None else ""
@@ -209,10 +217,9 @@ def _status(path: Path, rec: RunRecords) -> str:
         return "unknown"
     if rec.error:
         return "unreadable"
-    if rec.end is not None:
-        return rec.end.status
-    mtime = _mtime(path / METRICS_NAME)
-    return "stale" if mtime is not None and time.time() - mtime > STALE_SECONDS else "running"
+    if holder(path) is not None:
+        return "running"  # also a resumed run whose earlier part ended
+    return rec.end.status if rec.end is not None else "crashed"
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -6,7 +6,8 @@ Torch is imported only where runs are trained, so planning a sweep (the CLI, the
 Layout of a sweep folder:
     sweep.json                 the grid, each combination's run directory, status and result
     <name>/                    one ordinary run directory per combination, e.g. optimizer=adam,lr=0.01/
-    <name>/train.log           (runs in subprocesses only) the run's headless log
+    <name>/train.log           the run's log lines (every run writes one)
+    <name>/stderr.log          (runs in subprocesses only) the subprocess's own stderr
 
 With one device the runs train one after another in this process (the data is loaded once). With several
 CUDA GPUs each run trains in its own `resnet-tui --no-ui train` subprocess on one GPU (device cuda:i), one
@@ -37,7 +38,7 @@ from resnet_tui.core.records import read_run
 from resnet_tui.core.runs import CONFIG_NAME, METRICS_NAME, SWEEP_NAME, RunDir, atomic_write_text, summarize
 
 SWEEP_VERSION = 1
-LOG_NAME = "train.log"
+STDERR_NAME = "stderr.log"  # a run subprocess's own stderr (a crash's traceback); its log lines are in train.log
 # layers is itself a comma list, so its values are separated by ';' ("2,2,2;8,8,8")
 SEPARATORS = {"layers": ";"}
 # fields that take one value in a sweep: the device is chosen per run, and a download folder is not a grid axis
@@ -267,7 +268,7 @@ class ProcessHandle:
         # A session of its own: the terminal's Ctrl+C reaches only the sweep, which forwards one SIGTERM;
         # a second signal would make the child abort without saving.
         kwargs: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log, stdin=subprocess.DEVNULL,
                                      env=dict(env) if env is not None else None, **kwargs)
         self.stopped = False
 
@@ -541,10 +542,10 @@ def _run_points(
             results[point.index].status, results[point.index].device = "running", slot
             write_sweep_json(plan, results, "running", slots)
             on_event(RunStarted(point.index, point.name, point.run_dir, slot, resume))
-            return ProcessHandle(train_command(point.run_dir, slot, resume), point.run_dir / LOG_NAME)
+            return ProcessHandle(train_command(point.run_dir, slot, resume), point.run_dir / STDERR_NAME)
 
         def done(point: SweepPoint, slot: str, code: int) -> None:
-            finish(point, slot, "" if code in (0, 1, 129, 130, 143) else f"exit code {code}; see {point.run_dir / LOG_NAME}: {_last_line(point.run_dir / LOG_NAME)}")
+            finish(point, slot, "" if code in (0, 1, 129, 130, 143) else f"exit code {code}; see {point.run_dir / STDERR_NAME}: {_last_line(point.run_dir / STDERR_NAME)}")
 
         not_started = run_scheduled(todo, slots, start, done, should_stop, poll_seconds)
         return bool(not_started) or should_stop()

@@ -6,6 +6,7 @@ and read back in one transfer every ~0.25 s (or at an epoch's end), so no batch 
 
 from __future__ import annotations
 
+import errno
 import math
 import random
 import time
@@ -27,6 +28,8 @@ from resnet_tui.core.device import autocast_dtype, describe_device, resolve_devi
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
 from resnet_tui.core.model import ResNet, param_count
+from resnet_tui.core.lablog import LabLogWriter
+from resnet_tui.core.lock import RunLock
 from resnet_tui.core.records import RecordWriter
 from resnet_tui.core.runs import RunDir, atomic_write, atomic_write_text
 
@@ -140,6 +143,21 @@ def try_compile(model: nn.Module, device: torch.device) -> tuple[nn.Module, str]
         return model, f"torch.compile unavailable ({type(e).__name__}: {e}); training without it"
 
 
+def write_failure(run_dir: Path, e: OSError) -> str:
+    """What a failed write means for the user, by its cause (a full disk is not a permission problem)."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause = f"the disk is full ({e.strerror})"
+        fix = "free space"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        cause = f"permission denied ({e.strerror})"
+        fix = "make it writable"
+    else:
+        cause = e.strerror or str(e) or type(e).__name__
+        fix = "fix that"
+    return (f"could not write to {run_dir}: {cause}; the last completed checkpoint and resume state are intact; "
+            f"{fix}, then --resume {run_dir}")
+
+
 class Trainer:
     """One training run into one run directory. Call run(); it returns the RunEnd event it emitted."""
 
@@ -159,6 +177,7 @@ class Trainer:
         self.resume = resume
         self.splits = splits
         self.metrics: RecordWriter | None = None
+        self.log: LabLogWriter | None = None  # RUN/train.log
 
     # -- events go to metrics.jsonl (those it records), then to the front end
     def emit(self, event: ev.Event) -> None:
@@ -167,41 +186,61 @@ class Trainer:
     def emit_many(self, events: list[ev.Event]) -> None:
         if self.metrics is not None:
             self.metrics.write_many(events)
+        if self.log is not None:
+            self.log.write_many(events)
         for event in events:
             self.emit_ui(event)
 
     def run_training(self) -> ev.RunEnd:
+        lock = RunLock(self.run.path)
+        if self.run.path.is_dir():  # a run that is still training is refused, naming its process, before anything is loaded
+            lock.acquire("--resume" if self.resume else "--run-dir")
+        try:
+            return self._run_locked(lock)
+        finally:
+            lock.release()
+
+    def _run_locked(self, lock: RunLock) -> ev.RunEnd:
         cfg = self.cfg
-        if not self.resume and self.run.metrics_path.exists():
-            # a fresh run here would overwrite that run's checkpoints and append a second series to its metrics.jsonl
-            raise UserError(f"--run-dir: got {str(self.run.path)!r}, which already holds a run; continue it with "
-                            f"--resume {self.run.path}, or choose a new --run-dir")
+        self._refuse_existing_run()
         s = setup(cfg, *(self.splits or (None, None)))  # bad data fails here, before a run folder exists
         start_epoch0, start_batch0, images_done, train_seconds, partial_losses = 0, 0, 0, 0.0, []
         if self.resume:  # a bad resume.pt fails here, before anything in the run folder is written
             start_epoch0, start_batch0, images_done, train_seconds, partial_losses = self._restore(s)
         self.run.prepare()
-        atomic_write_text(self.run.config_path, cfg.to_toml())
-        self.metrics = RecordWriter(self.run.metrics_path, self.run.path)
+        if not lock.held:
+            lock.acquire()
+            self._refuse_existing_run()  # another trainer may have started and ended here meanwhile
         try:
+            atomic_write_text(self.run.config_path, cfg.to_toml())
+            self.metrics = RecordWriter(self.run.metrics_path, self.run.path)
+            self.log = LabLogWriter(self.run.log_path)
             return self._loop(s, start_epoch0, start_batch0, images_done, train_seconds, partial_losses)
         except OSError as e:
-            # A full disk or a vanished run dir mid-write. Writes are atomic, so the last completed
-            # checkpoint and resume state are intact; say so instead of dying with a traceback.
-            message = (f"could not write to {self.run.path} ({e.strerror or e}); "
-                       f"the last completed checkpoint and resume state are intact; free space, then --resume {self.run.path}")
-            end = ev.RunEnd("failed", 0.0, 0.0, message)
-            try:
-                self.metrics.write(end)
-            except OSError:
-                pass
+            # A full disk, a permission change or a vanished run dir mid-write. Writes are atomic, so the last
+            # completed checkpoint and resume state are intact; say so instead of dying with a traceback.
+            end = ev.RunEnd("failed", 0.0, 0.0, write_failure(self.run.path, e))
+            for sink in (self.metrics, self.log):
+                try:
+                    if sink is not None:
+                        sink.write_many([end])
+                except OSError:
+                    pass
             self.emit_ui(end)
             return end
         finally:
-            try:
-                self.metrics.close()
-            except OSError:
-                pass
+            for sink in (self.metrics, self.log):
+                try:
+                    if sink is not None:
+                        sink.close()
+                except OSError:
+                    pass
+
+    def _refuse_existing_run(self) -> None:
+        if not self.resume and self.run.metrics_path.exists():
+            # a fresh run here would overwrite that run's checkpoints and append a second series to its metrics.jsonl
+            raise UserError(f"--run-dir: got {str(self.run.path)!r}, which already holds a run; continue it with "
+                            f"--resume {self.run.path}, or choose a new --run-dir")
 
     def _restore(self, s: Setup) -> tuple[int, int, int, float, list[float]]:
         path = self.run.resume_path
@@ -259,6 +298,7 @@ class Trainer:
         epoch0, epochs_done = epoch0_start, epoch0_start
         losses_dev = torch.zeros(nb, device=s.device)
         compiled_checked = step_model is model
+        last_resume_save = time.perf_counter()
         for epoch0 in range(epoch0_start, cfg.epochs):
             first_b = batch0_start if epoch0 == epoch0_start else 0
             epoch_losses: list[float] = list(partial) if epoch0 == epoch0_start else []
@@ -325,6 +365,11 @@ class Trainer:
                         bad = flush(b + 1)
                         if bad is not None:
                             break
+                        if 0 < cfg.resume_every <= now - last_resume_save and b + 1 < nb:
+                            # a kill from here on loses at most resume_every seconds of training
+                            self.metrics.sync()  # the records of the batches it covers are on disk before it is
+                            self._save_resume(s, epoch0, b + 1, images, train_seconds + seconds_this_process + (now - t0), epoch_losses)
+                            last_resume_save = time.perf_counter()
                 if bad is None:
                     bad = flush(b + 1)
             except torch.cuda.OutOfMemoryError:  # also torch.OutOfMemoryError on torch >= 2.5
@@ -363,6 +408,7 @@ class Trainer:
             save_state_dict(model, ck)
             self.emit(ev.CheckpointSaved(epoch0 + 1, str(ck)))
             self._save_resume(s, epoch0 + 1, 0, images, train_seconds + seconds_this_process, [])
+            last_resume_save = time.perf_counter()
             epochs_done = epoch0 + 1
             if self.metrics is not None:
                 self.metrics.sync()

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from resnet_tui.core import events as ev
 from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.lock import RunLock
 
 from app_helpers import batch_records, end_record, epoch_record, eval_record, record, start_record, write_run
 
@@ -45,7 +47,7 @@ def fixed_log_time(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A runs folder with a finished, an interrupted, a diverged and a running run (fixed content; shown as ./runs)."""
     root = tmp_path / "runs"
     lab = TrainConfig(epochs=2, batch_size=128)
@@ -63,4 +65,5 @@ def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     now = time.time()
     os.utime(running / "metrics.jsonl", (now, now))
     monkeypatch.chdir(tmp_path)
-    return Path("runs")
+    with RunLock(running):  # a run is running while its lock is held (by this test, as by a trainer)
+        yield Path("runs")

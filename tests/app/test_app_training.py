@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import re
 import time
@@ -162,21 +164,32 @@ async def test_a_stopped_run_resumes_in_the_app_and_finishes(tiny_config, tmp_pa
     assert sum(1 for r in records if r["event"] == "batch") == 10 and records[-1]["status"] == "finished"
 
 
-async def test_sigterm_or_a_dropped_ssh_connection_stops_the_run_and_saves(tiny_config, tmp_path):
+@pytest.mark.parametrize("sig, on_hangup", [("SIGTERM", "continue"), ("SIGHUP", "stop")])
+async def test_sigterm_or_a_hangup_with_on_hangup_stop_stops_the_run_saves_and_ends_the_process(sig, on_hangup, tiny_config, tmp_path):
+    """The detached case (SIGHUP, on_hangup continue) is tested with a real process in a pty: tests/test_ssh_drop.py."""
     import os
     import signal
 
-    cfg = tiny_config.replace(limit_train=640, epochs=3)
+    from resnet_tui.app.job import TrainingJob
+
+    signum = getattr(signal, sig)
+    before = signal.getsignal(signum)
+    cfg = tiny_config.replace(limit_train=640, epochs=3, on_hangup=on_hangup)
     run_dir = tmp_path / "run"
     app = ResNetApp(mode="train", config=cfg, run_dir=run_dir, device_label="CPU", handle_signals=True)  # as run_app does
+    exits: list[int] = []
+    app.job = TrainingJob(hard_exit=exits.append)  # instead of ending the test process
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.train_screen.monitor.progress.batches_done >= 1, 60, "the first batch")
-        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signum)
         deadline = time.monotonic() + 60
         while app.is_running and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert not app.is_running
-    assert signal.SIGHUP not in asyncio.get_running_loop()._signal_handlers  # the app removed its handlers
+    assert app.return_code == 128 + signum
+    assert signal.getsignal(signum) is before  # the app put the handlers back
     records = read_records(run_dir)
     assert records[-1]["event"] == "end" and records[-1]["status"] == "interrupted"
     assert (run_dir / "resume.pt").exists()
+    await asyncio.sleep(3.5)
+    assert exits == [128 + signum]  # and had the UI not closed, the process would have ended anyway

@@ -43,19 +43,19 @@ class ConfirmQuit(ModalScreen[bool]):
 
 
 class AskPath(ModalScreen[str | None]):
-    """One line of text (a folder); Enter answers it, Esc cancels (None)."""
+    """One line of text (a folder, a number); Enter answers it, Esc cancels (None)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, value: str = "") -> None:
+    def __init__(self, title: str, value: str = "", hint: str = "Enter opens it · Esc cancels") -> None:
         super().__init__()
-        self.title_text, self.value = title, value
+        self.title_text, self.value, self.hint = title, value, hint
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="ask"):
             yield Label(self.title_text, classes="dialog-title")
             yield Input(self.value, id="ask-input", compact=True)
-            yield Static("Enter opens it · Esc cancels", classes="dialog-hint")
+            yield Static(self.hint, classes="dialog-hint")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

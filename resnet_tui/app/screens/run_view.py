@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, TabbedContent, TabPane
 
 from resnet_tui.core import events as ev
+from resnet_tui.core.lock import holder
 from resnet_tui.core.records import METRICS_NAME
 from resnet_tui.app.metrics_follow import MetricsFollower
 from resnet_tui.app.screens.base import AppScreen
@@ -75,6 +76,8 @@ class RunViewScreen(AppScreen):
             self._restart()
         events = update.events
         if not events:
+            if self.ended is None and self.records_read:
+                self._render_title()  # its trainer may have died: the lock says so
             return
         self.records_read += len(events)
         for e in events:
@@ -94,6 +97,16 @@ class RunViewScreen(AppScreen):
             self._timer.stop()  # the writer is done: nothing more will come
             self._timer = None
         self._render_title()
+
+    def explain_owner(self) -> None:
+        """What `s` says here: this run is not the app's to start or stop."""
+        who = holder(self.run_dir)
+        if who is not None:
+            self.notify(f"This run belongs to {who.describe()}. Stop it with: resnet-tui stop {self.run_dir} "
+                        f"(or x on the Runs screen).", title="Not this app's run", markup=False)
+        else:
+            self.notify("No process trains this run. To continue it: R on the Runs screen, or "
+                        f"resnet-tui --no-ui train --resume {self.run_dir}", title="Not training", markup=False)
 
     def _restart(self) -> None:
         self.monitor.reset()
@@ -124,7 +137,11 @@ class RunViewScreen(AppScreen):
             style = {"finished": "bold green", "interrupted": "bold yellow"}.get(self.ended.status, "bold red")
             t.append(printable(self.ended.status), style=style)
         elif self.records_read:
-            t.append("● running: following metrics.jsonl", style="bold cyan")
+            who = holder(self.run_dir)
+            if who is not None:
+                t.append(f"● running ({printable(who.describe())}): following metrics.jsonl", style="bold cyan")
+            else:  # no end record and nobody holds its lock: the trainer died (killed, out of memory, power loss)
+                t.append("crashed: no process trains it; R on the Runs screen resumes it", style="bold red")
         else:
             t.append("waiting for metrics.jsonl", style="dim")
         t.append("   Esc: back", style="dim")

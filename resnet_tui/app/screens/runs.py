@@ -16,10 +16,11 @@ from textual.widgets import DataTable, Static
 
 from resnet_tui.core.runs import RunSummary, list_runs
 from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.app.state import ResumeRun
 from resnet_tui.plain_text import plain, printable
 
 STATUS_STYLE = {"finished": "green", "running": "bold cyan", "interrupted": "yellow", "diverged": "red", "failed": "red",
-                "stale": "dim", "unknown": "dim", "unreadable": "red"}
+                "crashed": "bold red", "unknown": "dim", "unreadable": "red"}
 
 
 def status_text(status: str) -> Text:
@@ -59,6 +60,8 @@ class RunsScreen(AppScreen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare marked"),
         Binding("o", "open_folder", "Folder"),
+        Binding("R", "resume", "Resume", tooltip="resume the highlighted interrupted or crashed run here (asks for the epochs)"),
+        Binding("x", "stop", "Stop run", tooltip="stop the highlighted live run (any process) after its batch; it saves"),
     ]
 
     def __init__(self) -> None:
@@ -109,7 +112,7 @@ class RunsScreen(AppScreen):
                                        (skipped, f"damaged line{'s' if skipped != 1 else ''} skipped", "yellow")):
                 if count:
                     parts += [" · ", (f"{count} {what}", style)]
-            parts.append(" · Enter opens · Space marks, c compares · o: folder")
+            parts.append(" · Enter opens · Space marks, c compares · R resumes, x stops · o: folder")
         info = Content.assemble(*parts)
         self.query_one("#runs-info", Static).update(info)
 
@@ -154,12 +157,51 @@ class RunsScreen(AppScreen):
         self.marked.clear()
         self.action_refresh()
 
+    def _highlighted(self) -> RunSummary | None:
+        row = self.query_one(DataTable).cursor_row
+        return self.summaries[row] if 0 <= row < len(self.summaries) else None
+
+    def action_resume(self) -> None:
+        s = self._highlighted()
+        if s is None:
+            return
+        if not s.resumable:
+            why = "it is running" if s.status == "running" else f"it is {s.status}" if s.status not in ("interrupted", "crashed", "failed") \
+                else "it has no resume state (it stopped before its first save)"
+            self.notify(f"{printable(s.path.name)} cannot be resumed: {why}.", severity="warning", markup=False)
+            return
+        from resnet_tui.app.screens.dialogs import AskPath
+
+        self.app.push_screen(AskPath(f"Resume {printable(s.path.name)}: train to how many epochs in all?",
+                                     str(s.epochs or ""), hint="Enter resumes · Esc cancels"),
+                             callback=lambda epochs: self._resume_chosen(s, epochs))
+
+    def _resume_chosen(self, s: RunSummary, epochs: str | None) -> None:
+        if epochs is not None:
+            self.post_message(ResumeRun(s.path, None if epochs == str(s.epochs) else epochs))
+
+    def action_stop(self) -> None:
+        from resnet_tui.core.errors import UserError
+        from resnet_tui.core.lock import request_stop
+
+        s = self._highlighted()
+        if s is None:
+            return
+        try:
+            who = request_stop(s.path)
+        except UserError as e:
+            self.notify(str(e), severity="warning", markup=False)
+            return
+        self.notify(f"Asked {who.describe()} to stop after its batch and save.", title="Stopping", markup=False)
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_selected(event.cursor_row)
 
     def _show_selected(self, row: int) -> None:
         if 0 <= row < len(self.summaries):
-            self.query_one("#runs-selected", Static).update(plain(self.summaries[row].path, style="dim"))
+            s = self.summaries[row]
+            hint = "  (x stops it)" if s.status == "running" else "  (R resumes it)" if s.resumable else ""
+            self.query_one("#runs-selected", Static).update(plain(f"{s.path}{hint}", style="dim"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.open_run(Path(str(event.row_key.value)))
