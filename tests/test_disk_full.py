@@ -52,3 +52,14 @@ def test_bad_data_leaves_no_run_folder_behind(tmp_path):
     with pytest.raises(UserError, match="--data"):
         train_mod.train(cfg, tmp_path / "run", lambda e: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_write_failure_names_its_cause_disk_or_permission(tmp_path):
+    from pathlib import Path
+
+    full = train_mod.write_failure(Path("runs/x"), OSError(errno.ENOSPC, "No space left on device"))
+    assert "the disk is full (No space left on device)" in full and "free space, then --resume runs/x" in full
+    denied = train_mod.write_failure(Path("runs/x"), PermissionError(errno.EACCES, "Permission denied"))
+    assert "permission denied (Permission denied)" in denied and "disk" not in denied and "space" not in denied
+    other = train_mod.write_failure(Path("runs/x"), OSError(errno.EIO, "Input/output error"))
+    assert "Input/output error" in other and "disk is full" not in other
