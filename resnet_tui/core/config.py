@@ -191,6 +191,19 @@ def _optional_str(v: Any) -> str | None:
 _optional_str.allowed = "a path"  # type: ignore[attr-defined]
 
 
+def _lens_every(v: Any) -> int | str:
+    allowed = "auto (about 50 measurements an epoch), 0 (off) or an integer >= 1 (every N optimizer steps)"
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _int(0)(v)
+    except ValueError:
+        raise ValueError(allowed) from None
+
+
+_lens_every.allowed = "auto (about 50 measurements an epoch), 0 (off) or an integer >= 1 (every N optimizer steps)"  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -232,6 +245,8 @@ FIELDS: tuple[Field, ...] = (
           "detached (like nohup), or stop and save a resumable state", "On hang-up"),
     Field("resume_every", _float(0), "save the resumable state at most every this many seconds, at a batch boundary "
           "(0: only at epoch ends and stops)", "Resume every (s)"),
+    Field("lens_every", _lens_every, "measure the residual lens (per-block ||F(x)||/||x||, gradient norms, activations) every "
+          "N optimizer steps: auto (about 50 times an epoch), 0 (off)", "Lens every"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -262,6 +277,7 @@ class TrainConfig:
     limit_eval: int | None = None
     on_hangup: str = "continue"
     resume_every: float = 60.0
+    lens_every: int | str = "auto"  # "auto" or optimizer steps; 0: off (resnet_tui.core.lens)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -307,7 +323,7 @@ FAST_CPU_BATCH = 64  # fastest batch measured on a 2-core CPU (channels_last)
 
 
 # Where and how a run happens, not how the network learns: presets leave them alone.
-RUN_FIELDS = ("data", "data_dir", "device", "limit_train", "limit_eval", "on_hangup", "resume_every")
+RUN_FIELDS = ("data", "data_dir", "device", "limit_train", "limit_eval", "on_hangup", "resume_every", "lens_every")
 
 
 def preset_values(preset: str, device_type: str = "cpu") -> dict[str, Any]:

@@ -101,4 +101,15 @@ class RunEnd:
     epochs_done: int = 0
 
 
-Event = TrainStart | BatchEnd | EpochEnd | CheckpointSaved | EvalProgress | EvalEnd | Notice | RunEnd
+@dataclass
+class LensMeasure:
+    """The residual lens at one optimizer step (resnet_tui.core.lens): per row (stem, blocks, fc), each quantity."""
+
+    epoch: int  # from 1
+    batch: int  # from 1, within the epoch
+    step: int  # optimizer steps from the run's start, this one included
+    blocks: list[str]  # row names: "stem", "layer1.0", ..., "fc"
+    values: dict[str, list[float]]  # quantity ("ratio", "grad", "mean", "std") -> one value per row; NaN: none
+
+
+Event = TrainStart | BatchEnd | EpochEnd | CheckpointSaved | EvalProgress | EvalEnd | Notice | RunEnd | LensMeasure

@@ -279,7 +279,7 @@ __all__ = [
 # ---------------------------------------------------------------- resuming and stopping runs
 
 # What a resume may change: how long the run trains and how it is supervised, never how it learns.
-RESUME_MAY_CHANGE = ("epochs", "device", "on_hangup", "resume_every")
+RESUME_MAY_CHANGE = ("epochs", "device", "on_hangup", "resume_every", "lens_every")
 
 
 def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) -> TrainConfig:

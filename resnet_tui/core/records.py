@@ -10,6 +10,7 @@ The format is public and stable (README, "Run directory"): one JSON object per l
     eval        epoch, accuracy, nll, n, classes, confusion, precision, recall, f1
     notice      text
     end         status, images_per_sec, train_seconds, message
+    lens        epoch, batch, step, blocks, ratio, grad, mean, std (one value per block, null where none)
 
 A loss that is not finite is written as null. Reading never raises on a file's content: a line that is not
 UTF-8, not JSON, or not a record of the right shape and types is skipped and counted. A resumed run's start
@@ -32,8 +33,10 @@ from resnet_tui.core import events as ev
 METRICS_NAME = "metrics.jsonl"  # the same name as runs.METRICS_NAME (runs imports this module, not the reverse)
 KINDS: dict[type, str] = {
     ev.TrainStart: "start", ev.BatchEnd: "batch", ev.EpochEnd: "epoch", ev.CheckpointSaved: "checkpoint",
-    ev.EvalEnd: "eval", ev.Notice: "notice", ev.RunEnd: "end",
+    ev.EvalEnd: "eval", ev.Notice: "notice", ev.RunEnd: "end", ev.LensMeasure: "lens",
 }
+LENS_QUANTITIES = ("ratio", "grad", "mean", "std")  # resnet_tui.core.lens.QUANTITIES (that module imports torch)
+MAX_LENS_ROWS = 3 * 64 + 2  # stem, at most 64 blocks a stage, fc
 MAX_INT = 2**53  # larger integers cannot be positions or counts, and overflow float arithmetic
 
 
@@ -80,10 +83,17 @@ def to_record(event: ev.Event, run_dir: str | Path | None = None) -> dict[str, A
                 "confusion": r.confusion, "precision": r.precision, "recall": r.recall, "f1": r.f1}
     if isinstance(e, ev.Notice):
         return {"event": "notice", "text": e.text}
+    if isinstance(e, ev.LensMeasure):
+        return {"event": "lens", "epoch": e.epoch, "batch": e.batch, "step": e.step, "blocks": e.blocks,
+                **{q: [_lens_value(x) for x in e.values.get(q, [])] for q in LENS_QUANTITIES}}
     if isinstance(e, ev.RunEnd):
         return {"event": "end", "status": e.status, "images_per_sec": round(e.images_per_sec, 2),
                 "train_seconds": round(e.train_seconds, 3), "message": e.message}
     return None
+
+
+def _lens_value(x: float) -> float | None:
+    return float(f"{x:.6g}") if math.isfinite(x) else None  # 6 digits: a diagnostic, not a weight
 
 
 def to_line(event: ev.Event, run_dir: str | Path | None = None) -> str | None:
@@ -230,8 +240,24 @@ def _end(rec: dict[str, Any], run_dir: str | Path) -> ev.RunEnd:
                      _get(rec, "train_seconds", 0.0, _number), _get(rec, "message", "", _str))
 
 
+def _lens(rec: dict[str, Any], run_dir: str | Path) -> ev.LensMeasure:
+    blocks = _get(rec, "blocks", _REQUIRED, _list_of(_str))
+    if not 0 < len(blocks) <= MAX_LENS_ROWS:
+        raise _Bad("blocks")
+
+    def values(q: str) -> list[float]:
+        vs = _get(rec, q, [math.nan] * len(blocks), _list_of(lambda v: math.nan if v is None else _number(v)))
+        if len(vs) != len(blocks):
+            raise _Bad(q)  # one value per block
+        return vs
+
+    return ev.LensMeasure(_get(rec, "epoch", _REQUIRED, _int(1)), _get(rec, "batch", _REQUIRED, _int(1)),
+                          _get(rec, "step", _REQUIRED, _int(1)), blocks, {q: values(q) for q in LENS_QUANTITIES})
+
+
 _FROM: dict[str, Callable[[dict[str, Any], str | Path], ev.Event]] = {
     "start": _start, "batch": _batch, "epoch": _epoch, "checkpoint": _checkpoint, "eval": _eval, "notice": _notice, "end": _end,
+    "lens": _lens,
 }
 
 
@@ -268,7 +294,7 @@ def supersedes(start: ev.TrainStart, earlier: ev.Event) -> bool:
     if not start.resumed:
         return False
     epoch, batch = start.start_epoch, start.start_batch
-    if isinstance(earlier, ev.BatchEnd):
+    if isinstance(earlier, (ev.BatchEnd, ev.LensMeasure)):
         return (earlier.epoch, earlier.batch) >= (epoch, batch)
     if isinstance(earlier, (ev.EpochEnd, ev.CheckpointSaved)):
         return earlier.epoch >= epoch
@@ -336,6 +362,10 @@ class RunRecords:
     @property
     def evals(self) -> list[ev.EvalEnd]:
         return self.of(ev.EvalEnd)
+
+    @property
+    def lenses(self) -> list[ev.LensMeasure]:
+        return self.of(ev.LensMeasure)
 
     @property
     def last_eval(self) -> ev.EvalEnd | None:
@@ -443,6 +473,6 @@ def write_records(run_dir: str | Path, events: Iterable[ev.Event]) -> Path:
 
 
 __all__ = [
-    "KINDS", "METRICS_NAME", "RecordWriter", "RunRecords", "add_lines", "from_record", "kind_of", "parse_line", "read_run",
+    "KINDS", "LENS_QUANTITIES", "METRICS_NAME", "RecordWriter", "RunRecords", "add_lines", "from_record", "kind_of", "parse_line", "read_run",
     "supersedes", "to_line", "to_record", "write_records",
 ]

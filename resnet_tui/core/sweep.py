@@ -42,7 +42,7 @@ STDERR_NAME = "stderr.log"  # a run subprocess's own stderr (a crash's traceback
 # layers is itself a comma list, so its values are separated by ';' ("2,2,2;8,8,8")
 SEPARATORS = {"layers": ";"}
 # fields that take one value in a sweep: the device is chosen per run, and a download folder is not a grid axis
-SINGLE_VALUED = ("device", "data_dir", "on_hangup", "resume_every")
+SINGLE_VALUED = ("device", "data_dir", "on_hangup", "resume_every", "lens_every")
 # a run in one of these states is not trained again when the same sweep is started again
 DONE_STATUSES = ("finished", "diverged", "failed")
 

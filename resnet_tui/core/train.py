@@ -29,6 +29,7 @@ from resnet_tui.core.errors import UserError
 from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
 from resnet_tui.core.model import ResNet, param_count
 from resnet_tui.core.lablog import LabLogWriter
+from resnet_tui.core.lens import attach as attach_lens
 from resnet_tui.core.lock import RunLock
 from resnet_tui.core.records import RecordWriter
 from resnet_tui.core.runs import RunDir, atomic_write, atomic_write_text
@@ -293,6 +294,10 @@ class Trainer:
             self.emit(ev.Notice(note, "warning"))
 
         model.train()
+        # the residual lens: hooks that measure every lens_every steps into a device buffer, read back in flush()
+        lens, why_not = attach_lens(cfg.lens_every, model, opt, sched, nb, compiled=step_model is not model)
+        if why_not:
+            self.emit(ev.Notice(why_not, "warning"))
         images_this_process, seconds_this_process = 0, 0.0
         status, message = "finished", ""
         epoch0, epochs_done = epoch0_start, epoch0_start
@@ -328,7 +333,7 @@ class Trainer:
                     if bad is not None:
                         break
                     epoch_losses.append(loss)
-                self.emit_many(batches)
+                self.emit_many(batches + (lens.read() if lens is not None else []))
                 flushed = upto if bad is None else bad + 1
                 return bad
 
