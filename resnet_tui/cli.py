@@ -447,6 +447,28 @@ def runs_export(
             print(f"confusion matrix (epoch {ev.get('epoch')}) written to {confusion_csv}", file=sys.stderr, flush=True)
 
 
+@runs_app.command("lens")
+def runs_lens(
+    run_dir: Path = typer.Argument(..., help="a run directory", metavar="RUN_DIR"),
+    csv_file: Optional[str] = typer.Option(None, "--csv", help="write every lens measurement as CSV, one row per step and block (- for stdout)", metavar="FILE"),
+) -> None:
+    """The residual lens of a run: per block, ||F(x)||/||x||, gradient norm, output mean and std at the first, middle and last measured steps."""
+    from resnet_tui.core.export import read_records, to_csv, write_text
+    from resnet_tui.core.lens_series import CSV_COLUMNS, LensSeries, no_lens_line
+    from resnet_tui.report import print_lens
+
+    series = LensSeries.of(read_records(run_dir))
+    if not series:
+        raise UserError(no_lens_line(run_dir))
+    if csv_file != "-":
+        print_lens(series, run_dir)
+    if csv_file is not None:
+        rows = series.csv_rows()
+        write_text(csv_file, to_csv(CSV_COLUMNS, rows), "--csv")
+        if csv_file != "-":
+            print(f"{len(rows)} rows written to {csv_file}", file=sys.stderr, flush=True)
+
+
 # ---------------------------------------------------------------- app
 
 

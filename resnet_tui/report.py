@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -191,4 +192,24 @@ def print_sweep_table(results: list, sweep_dir: object) -> None:
     for i, r in enumerate(rank(results), start=1):
         t.add_row(str(i), plain(r.name), plain(r.status), str(r.epochs_done), _num(r.train_loss, ".4f"), _num(r.nll, ".4f"), _num(r.accuracy, ".2%"))
     con.print(t)
+    sys.stdout.flush()
+
+
+def print_lens(series: Any, run_dir: object) -> None:
+    """`runs lens`: the per-block table (core.lens_series.LensSeries) at the first, middle and last measured steps."""
+    from resnet_tui.core.lens_series import QUANTITY_LABELS, fmt
+    from resnet_tui.core.records import LENS_QUANTITIES
+
+    con = _wide_console()
+    for m in series.picks():
+        con.print(plain(f"{run_dir}: lens at step {m.step} (epoch {m.epoch}, batch {m.batch})"), soft_wrap=True)
+        t = Table()
+        t.add_column("block", justify="left")
+        for q in LENS_QUANTITIES:
+            t.add_column(QUANTITY_LABELS[q], justify="right")
+        for r, block in enumerate(series.blocks):
+            t.add_row(plain(block), *[fmt(m.values[q][r]) for q in LENS_QUANTITIES])
+        con.print(t)
+    con.print(plain(f"{len(series.measures)} measurements of {len(series.blocks)} rows; "
+                    "ratio: residual branch over identity path (a plain block: output over input); - : none"))
     sys.stdout.flush()

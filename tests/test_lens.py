@@ -146,3 +146,28 @@ def test_the_lens_changes_no_weight_and_its_records_are_read_back(splits, tmp_pa
         for q, vs in m.values.items():
             assert r.values[q] == pytest.approx(vs, rel=1e-5, nan_ok=True)
     assert all(math.isfinite(v) for m in lenses for v in m.values["grad"])
+
+
+def test_runs_lens_prints_the_first_middle_and_last_steps_and_exports_every_measurement(tiny_run, cli, tmp_path: Path) -> None:
+    run_dir, proc, _ = tiny_run  # 2 epochs of 6 steps, the lens at its default rate (auto: every step here)
+    assert proc.returncode == 0, proc.stderr
+    out = cli("runs", "lens", str(run_dir), "--csv", str(tmp_path / "lens.csv"))
+    assert out.returncode == 0, out.stderr
+    titles = [line.strip() for line in out.stdout.splitlines() if ": lens at step" in line]
+    assert [t.split(": ", 1)[1] for t in titles] == [
+        "lens at step 1 (epoch 1, batch 1)", "lens at step 7 (epoch 2, batch 1)", "lens at step 12 (epoch 2, batch 6)"]
+    assert "layer2.0" in out.stdout and "12 measurements of 5 rows" in out.stdout
+    rows = (tmp_path / "lens.csv").read_text().splitlines()
+    assert rows[0] == "step,epoch,batch,block,ratio,grad,mean,std" and len(rows) == 1 + 12 * 5
+    assert rows[1].startswith("1,1,1,stem,,") and rows[-1].startswith("12,2,6,fc,,")
+    assert all(float(r.split(",")[5]) > 0 for r in rows[1:])  # every row has a gradient norm
+
+
+def test_runs_lens_of_a_run_without_lens_records_is_one_line(tmp_path: Path, cli) -> None:
+    run = tmp_path / "old-run"
+    records.write_records(run, [ev.TrainStart(TrainConfig().to_dict(), str(run), "CPU", 1, 1, 1, 1),
+                                ev.BatchEnd(1, 1, 2.3, 128, 0.5, 0.001)])
+    with open(run / records.METRICS_NAME, "a") as f:
+        f.write('{"event": "lens", "epoch": 1, "batch": 1, "step": 1, "blocks": ["stem"], "grad": ["x"]}\n')  # skipped
+    out = cli("runs", "lens", str(run))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no lens records" in out.stderr and "Traceback" not in out.stderr
