@@ -460,10 +460,11 @@ class ResNetApp(App[Any]):
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         sections = [("Everywhere", binding_rows(self.BINDINGS) + self.EXTRA_KEYS)]
         from resnet_tui.app.screens.compare import CompareScreen
+        from resnet_tui.app.screens.lens import LensScreen
         from resnet_tui.app.screens.sweep import SweepScreen
 
         for name, cls in (("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen),
-                          ("Comparing runs", CompareScreen), ("A sweep", SweepScreen)):
+                          ("Comparing runs", CompareScreen), ("Lens", LensScreen), ("A sweep", SweepScreen)):
             rows = binding_rows(cls.BINDINGS)
             if rows:
                 sections.append((name, rows))

@@ -59,6 +59,7 @@ class RunsScreen(AppScreen):
         Binding("enter", "open", "Open", show=False),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare marked"),
+        Binding("l", "lens", "Lens", tooltip="the residual lens of the marked runs (two side by side), or of the highlighted run"),
         Binding("o", "open_folder", "Folder"),
         Binding("R", "resume", "Resume", tooltip="resume the highlighted interrupted or crashed run here (asks for the epochs)"),
         Binding("x", "stop", "Stop run", tooltip="stop the highlighted live run (any process) after its batch; it saves"),
@@ -112,7 +113,7 @@ class RunsScreen(AppScreen):
                                        (skipped, f"damaged line{'s' if skipped != 1 else ''} skipped", "yellow")):
                 if count:
                     parts += [" · ", (f"{count} {what}", style)]
-            parts.append(" · Enter opens · Space marks, c compares · R resumes, x stops · o: folder")
+            parts.append(" · Enter opens · Space marks, c compares, l: lens · R resumes, x stops · o: folder")
         info = Content.assemble(*parts)
         self.query_one("#runs-info", Static).update(info)
 
@@ -139,6 +140,18 @@ class RunsScreen(AppScreen):
 
         root = self.session.runs_root
         self.app.push_screen(CompareScreen([(s.path, run_name(s, root)) for s in chosen]))
+
+    def action_lens(self) -> None:
+        """The Lens view of the marked runs (the first two, side by side), or of the highlighted run."""
+        chosen = [s for s in self.summaries if s.path in self.marked] or [s for s in [self._highlighted()] if s is not None]
+        if not chosen:
+            return
+        from resnet_tui.app.screens.lens import MAX_RUNS, LensScreen
+
+        if len(chosen) > MAX_RUNS:
+            self.notify(f"The lens shows {MAX_RUNS} runs side by side: the first {MAX_RUNS} marked.", severity="warning")
+        root = self.session.runs_root
+        self.app.push_screen(LensScreen([(s.path, run_name(s, root)) for s in chosen]))
 
     def action_open_folder(self) -> None:
         from resnet_tui.app.screens.dialogs import AskPath
