@@ -22,18 +22,7 @@ from resnet_tui.core import data
 from resnet_tui.core.data import CLASS_NAMES
 from resnet_tui.core.errors import UserError
 
-FOLDER_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def make_folder(src: Path, dest: Path, classes=FOLDER_CLASSES, n_train: int = 4, n_test: int = 2) -> Path:
-    """A small image folder made of real CIFAR-10 JPEGs copied from the shared set."""
-    for split, n in (("train", n_train), ("test", n_test)):
-        for cls in classes:
-            (dest / split / cls).mkdir(parents=True, exist_ok=True)
-            for f in sorted((src / split / cls).iterdir())[:n]:
-                shutil.copy2(f, dest / split / cls / f.name)
-    return dest
-
+from cli_helpers import FOLDER_CLASSES, make_folder
 
 @pytest.fixture
 def own_cache(tmp_path, monkeypatch):

@@ -19,28 +19,7 @@ from resnet_tui.core.config import TrainConfig, parse_field, read_toml
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.model import ResNet
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def assert_one_line_error(proc, *needles: str) -> str:
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
-    assert "Traceback" not in proc.stderr + proc.stdout
-    err = proc.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in {err!r}"
-    return err
-
-
-def make_folder(src: Path, dest: Path, classes=CLASSES, n_train: int = 4, n_test: int = 2) -> Path:
-    """A small image folder of real CIFAR-10 JPEGs copied from the shared set."""
-    for split, n in (("train", n_train), ("test", n_test)):
-        for cls in classes:
-            (dest / split / cls).mkdir(parents=True, exist_ok=True)
-            for f in sorted((src / split / cls).iterdir())[:n]:
-                shutil.copy2(f, dest / split / cls / f.name)
-    return dest
-
+from cli_helpers import FOLDER_CLASSES as CLASSES, assert_one_line_error, make_folder
 
 def add_class(root: Path, src: Path, name: str, like: str = "cat", n_train: int = 4, n_test: int = 2) -> None:
     """An extra class folder made of real images of another class (from the far end of the set, so not duplicates)."""

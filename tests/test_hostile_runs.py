@@ -18,6 +18,8 @@ from resnet_tui.core.checkpoint import save_state_dict
 from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.model import ResNet
 
+from cli_helpers import assert_one_line_error
+
 CFG = TrainConfig(epochs=2, batch_size=32, layers=(1, 1, 1))
 CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -45,16 +47,6 @@ def make_run(run_dir: Path, *raw_lines: bytes | str, events: list[ev.Event] | No
     with open(run_dir / "metrics.jsonl", "ab") as f:
         f.write(b"".join(x if isinstance(x, bytes) else x.encode() for x in raw_lines))
     return run_dir
-
-
-def assert_one_line_error(proc, *needles: str) -> str:
-    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-3000:]}"
-    assert "Traceback" not in proc.stderr + proc.stdout
-    err = proc.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in {err!r}"
-    return err
 
 
 def listed(stdout: str) -> dict[str, list[str]]:
