@@ -105,6 +105,23 @@ async def test_l_without_marks_shows_the_highlighted_run_and_follows_a_live_one(
         await wait_for(pilot, lambda: len(screen.series[0][1].measures) == 9, 10, "the new records")
 
 
+async def test_l_in_a_run_view_opens_that_runs_lens(lens_runs: Path) -> None:
+    from resnet_tui.app.screens.run_view import RunViewScreen
+
+    app = ResNetApp(device_label="CPU", runs_root=lens_runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: len(pilot.app.screen.summaries) == 2, 10, "the runs")
+        first = pilot.app.screen.summaries[0].path.name
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunViewScreen), 10, "the run view")
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LensScreen) and app.screen.loaded, 10, "the lens")
+        assert [label for label, _ in app.screen.series] == [first] and not app.screen.live
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunViewScreen)
+
+
 SIZES = [(80, 24), (120, 40)]
 
 

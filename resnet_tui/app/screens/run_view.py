@@ -27,7 +27,8 @@ POLL_SECONDS = 0.5
 
 class RunViewScreen(AppScreen):
     NAV = "runs"
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back to runs")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back to runs"),
+                Binding("l", "lens", "Lens", tooltip="the residual lens of this run, followed while it trains")]
 
     def __init__(self, run_dir: str | Path) -> None:
         super().__init__()
@@ -56,6 +57,11 @@ class RunViewScreen(AppScreen):
         if self.ended is None:
             self._timer = self.set_interval(POLL_SECONDS, self.poll)
         self._render_title()
+
+    def action_lens(self) -> None:
+        from resnet_tui.app.screens.lens import LensScreen
+
+        self.app.push_screen(LensScreen([(self.run_dir, self.run_dir.name)]))
 
     @property
     def monitor(self) -> RunMonitor:
