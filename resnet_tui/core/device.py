@@ -25,29 +25,51 @@ def resolve_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, precision: str | None = None) -> str:
+    """The device line; with `precision` (a config's), also the arithmetic the run will use and why."""
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    if device.type == "mps":
-        return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+        name = f"{torch.cuda.get_device_name(device)} (CUDA)"
+    elif device.type == "mps":
+        name = "Apple GPU (MPS)"
+    else:
+        name = f"CPU ({torch.get_num_threads()} threads)"
+    if precision is None:
+        return name
+    dtype, why = precision_choice(precision, device)
+    return f"{name}, {'bf16 autocast' if dtype is not None else 'fp32'} ({why})"
+
+
+# CPU features with bf16 arithmetic in hardware (x86: AVX512-BF16, AMX; Arm: the BF16 extension). oneDNN's own check,
+# torch.ops.mkldnn._is_mkldnn_bf16_supported(), also says yes on plain AVX-512, where bf16 is emulated and slower.
+NATIVE_BF16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+
+
+def cpu_bf16_feature() -> str | None:
+    """The CPU feature that makes bf16 autocast a speed-up rather than an emulation, as torch's cpuinfo reports it."""
+    caps = torch.cpu.get_capabilities()
+    return next((f for f in NATIVE_BF16_FEATURES if caps.get(f) is True), None)
 
 
 def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPUs on which bf16 autocast is a speed-up rather than an emulation."""
-    cpu = getattr(torch._C, "_cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return bool(cpu) and any(getattr(cpu, c, lambda: False)() for c in checks)
+    return cpu_bf16_feature() is not None
+
+
+def precision_choice(precision: str, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype for `precision` on `device` (None: plain fp32), and why, in a few words."""
+    if precision == "fp32":
+        return None, "--precision fp32"
+    if precision == "bf16":
+        return torch.bfloat16, "--precision bf16"
+    if device.type == "cuda":
+        return torch.bfloat16, "auto: CUDA"
+    if device.type == "cpu":
+        feature = cpu_bf16_feature()
+        if feature is not None:
+            return torch.bfloat16, f"auto: this CPU has {feature.upper()}"
+        return None, "auto: this CPU has no native bf16"
+    return None, f"auto: fp32 on {device.type.upper()}"
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """None means plain fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return torch.bfloat16
-    return None
+    return precision_choice(precision, device)[0]

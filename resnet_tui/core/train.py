@@ -286,7 +286,7 @@ class Trainer:
         criterion = loss_fn(cfg)
         nb = s.steps_per_epoch
         self.emit(ev.TrainStart(
-            cfg.to_dict(), str(self.run.path), describe_device(s.device), param_count(model), s.train.n, s.test.n, nb,
+            cfg.to_dict(), str(self.run.path), describe_device(s.device, cfg.precision), param_count(model), s.train.n, s.test.n, nb,
             epoch0_start + 1, batch0_start + 1, s.notices, time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             resumed=self.resume,
         ))
@@ -423,8 +423,9 @@ class Trainer:
         total_seconds = train_seconds + seconds_this_process
 
         if status == "finished":
+            # in fp32 like `evaluate`, whatever the run trained in: a checkpoint's accuracy is the same number everywhere
             result = evaluate_model(
-                model, s.test, s.classes, batch_size=EVAL_BATCH, autocast=s.autocast,
+                model, s.test, s.classes, batch_size=EVAL_BATCH,
                 on_progress=lambda d, t: self.emit_ui(ev.EvalProgress(d, t)), should_stop=self.should_stop,
             )
             if result is None:
