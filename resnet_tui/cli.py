@@ -175,6 +175,7 @@ def evaluate(
     best: bool = typer.Option(False, "--best", help="CHECKPOINT is a run directory: evaluate its epoch checkpoint with the lowest loss (see --by)"),
     by: Optional[str] = typer.Option(None, "--by", help="with --best: train_loss (the epochs' mean training loss, from metrics.jsonl) or eval_loss (evaluate every epoch checkpoint on the test split) [default: train_loss]", metavar="LOSS"),
     confusion_csv: Optional[str] = typer.Option(None, "--confusion-csv", help="also write the confusion matrix as CSV (rows: true class; - for stdout)", metavar="FILE"),
+    tta: bool = typer.Option(False, "--tta/--no-tta", help="test-time augmentation: average the class probabilities of each image and its mirror image"),
 ) -> None:
     """Evaluate a checkpoint on the test split: NLL, accuracy, per-class precision/recall/F1, confusion matrix."""
     from resnet_tui.core import operations as ops
@@ -191,13 +192,13 @@ def evaluate(
         # by train loss the epoch is chosen here, without torch; by eval loss the app evaluates each epoch checkpoint
         chosen = ops.choose_from_metrics(source)
         _open_app(mode="evaluate", checkpoint=chosen.checkpoint, best_by=chosen.best_by,
-                  config=TrainConfig(data=data, data_dir=data_dir, limit_eval=limit, device=dev))
+                  config=TrainConfig(data=data, data_dir=data_dir, limit_eval=limit, device=dev, tta=tta))
         return
-    _evaluate_headless(source, data, data_dir, limit, lay, dev, as_json, confusion_csv)
+    _evaluate_headless(source, data, data_dir, limit, lay, dev, as_json, confusion_csv, tta)
 
 
 def _evaluate_headless(source: Any, data: str, data_dir: Optional[str], limit: Optional[int], layers: Any, device: str,
-                       as_json: bool, confusion_csv: Optional[str]) -> None:
+                       as_json: bool, confusion_csv: Optional[str], tta: bool = False) -> None:
     from resnet_tui.core.data import load_split
     from resnet_tui.core.operations import evaluate_source
     from resnet_tui.report import print_eval
@@ -208,7 +209,7 @@ def _evaluate_headless(source: Any, data: str, data_dir: Optional[str], limit: O
             print(f"[WARNING] {note}", file=sys.stderr, flush=True)
         return test
 
-    done = evaluate_source(source, load_test, device, layers=layers)
+    done = evaluate_source(source, load_test, device, layers=layers, tta=tta)
     assert done is not None  # nothing asks it to stop
     extra = None
     if done.best is not None:

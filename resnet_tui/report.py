@@ -57,7 +57,7 @@ def print_eval(r: EvalResult, source: str, as_json: bool = False, extra: dict | 
         return
     con = _console()
     con.print(plain(f"checkpoint: {source}"))
-    con.print(f"eval-loss (NLL): {r.nll:.4f}   accuracy: {r.accuracy:.2%}   ({r.n:,} test images)")
+    con.print(f"eval-loss (NLL): {r.nll:.4f}   accuracy: {r.accuracy:.2%}   ({r.n:,} test images{', with flip TTA' if r.tta else ''})")
     con.print(per_class_table(r))
     con.print(confusion_table(r))
 

@@ -69,3 +69,167 @@ def test_bf16_learns_as_well_as_fp32(cifar_dir, tmp_path):
         accuracy[precision] = next(e for e in events if isinstance(e, ev.EvalEnd)).result.accuracy
     assert accuracy["fp32"] > 0.3, accuracy  # it learned: the comparison means something
     assert abs(accuracy["bf16"] - accuracy["fp32"]) <= 0.02, accuracy
+
+
+# ---------------------------------------------------------------- GPU code paths, shown on the CPU
+
+
+def tiny_cfg(cifar_dir, **changes) -> TrainConfig:
+    base = dict(data=str(cifar_dir), limit_train=100, limit_eval=40, layers=(1, 1, 1), batch_size=16, epochs=1,
+                lr=0.01, momentum=0.9, device="cpu", precision="fp32", seed=3, resume_every=0)
+    return TrainConfig(**{**base, **changes})
+
+
+@pytest.fixture
+def compiles(monkeypatch):
+    """torch.compile with a backend that records each graph dynamo builds and runs it eagerly: the real dynamo
+    (tracing, guards, recompiles, its recompile limit) without the minutes inductor needs on 2 cores."""
+    graphs: list[tuple[int, ...]] = []
+    real = torch.compile
+
+    def backend(gm, example_inputs):
+        images = [t for t in example_inputs if isinstance(t, torch.Tensor) and t.shape[1:] == (3, 32, 32)]
+        graphs.append(tuple(images[0].shape) if images else ())
+        return gm.forward
+
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None, dynamic=None: real(model, backend=backend, dynamic=dynamic))
+    return graphs
+
+
+def run_events(cfg: TrainConfig, run_dir) -> tuple[ev.RunEnd, list[ev.Event]]:
+    events: list[ev.Event] = []
+    end = train(cfg, run_dir, events.append)
+    return end, events
+
+
+def notices(events) -> list[str]:
+    return [e.text for e in events if isinstance(e, ev.Notice)]
+
+
+def test_compiled_runs_drop_the_partial_last_batch_and_compile_once(cifar_dir, tmp_path, compiles):
+    # 100 images at batch 16 leave a last batch of 4: it would compile a second graph every run
+    end, events = run_events(tiny_cfg(cifar_dir, compile=True, epochs=2), tmp_path / "c")
+    assert end.status == "finished", end.message
+    assert next(e for e in events if isinstance(e, ev.TrainStart)).batches_per_epoch == 6
+    assert len([e for e in events if isinstance(e, ev.BatchEnd)]) == 12
+    assert compiles == [(16, 3, 32, 32)]  # one graph, one shape, over both epochs
+    assert any("last 4 images" in n for n in notices(events))
+    # without --compile the lab's rule holds: every image, 7 batches
+    _, plain = run_events(tiny_cfg(cifar_dir), tmp_path / "p")
+    assert next(e for e in plain if isinstance(e, ev.TrainStart)).batches_per_epoch == 7
+
+
+def test_the_mechanism_a_smaller_batch_compiles_again(compiles):
+    from resnet_tui.core.model import ResNet
+
+    model = torch.compile(ResNet((1, 1, 1)))
+    for n in (16, 16, 4):
+        model(torch.randn(n, 3, 32, 32))
+    assert len(compiles) == 2  # the partial batch forced a second compile: what dropping it avoids
+
+
+def test_each_run_in_one_process_compiles_afresh(cifar_dir, tmp_path, compiles):
+    for i in range(2):
+        end, _ = run_events(tiny_cfg(cifar_dir, compile=True, limit_train=32), tmp_path / str(i))
+        assert end.status == "finished"
+    # dynamo is reset per run: the second run compiles its own graph instead of leaning on (and counting
+    # against the recompile limit of) the first run's cache
+    assert len(compiles) == 2
+
+
+class BreaksInBackward(torch.nn.Module):
+    """A compiled model whose backward graph fails to build, like a lazily compiled backward can."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        out = self.model(x)
+
+        def fail(grad):
+            raise RuntimeError("backward compile failed (injected)")
+
+        out.register_hook(fail)
+        return out
+
+
+def test_a_backward_compile_failure_falls_back_to_eager_and_trains_as_eager(cifar_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: BreaksInBackward(model))
+    cfg = tiny_cfg(cifar_dir, limit_train=96)  # 6 full batches: no batch dropped, the same batches as eager
+    end, events = run_events(cfg.replace(compile=True), tmp_path / "c")
+    assert end.status == "finished", end.message
+    assert any(n.startswith("torch.compile failed (RuntimeError: backward compile failed") for n in notices(events))
+    _, eager = run_events(cfg, tmp_path / "e")
+    losses = lambda evs: [e.loss for e in evs if isinstance(e, ev.BatchEnd)]  # noqa: E731
+    # the trial step left no trace: BatchNorm statistics and gradients put back, the same losses to the last bit
+    assert losses(events) == losses(eager)
+
+
+class RunsOutOfMemory(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+
+
+def test_out_of_memory_in_the_compiled_step_is_not_a_compile_failure(cifar_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: RunsOutOfMemory(model))
+    end, events = run_events(tiny_cfg(cifar_dir, compile=True, batch_size=32), tmp_path / "oom")
+    assert end.status == "failed"
+    assert "ran out of memory at batch size 32; try --batch-size 16" in end.message
+    assert not any("torch.compile failed" in n for n in notices(events))  # not retried eagerly on the held memory
+
+
+def test_a_cuda_run_makes_its_gpu_the_current_device(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    dev.prepare_device(torch.device("cuda", 3))
+    assert chosen == [torch.device("cuda", 3)] and torch.backends.cudnn.benchmark is True
+    dev.prepare_device(CPU)
+    assert len(chosen) == 1
+
+
+# ---------------------------------------------------------------- test-time augmentation
+
+
+def test_tta_accuracy_and_nll_match_a_computation_by_hand(cifar_dir, tmp_path):
+    """The run's final evaluation with --tta, `evaluate --tta` (core.operations, as the CLI and the app call it)
+    and a plain numpy computation on the same 30 test images agree."""
+    import numpy as np
+
+    from resnet_tui.core import operations as ops
+    from resnet_tui.core.data import load_split
+    from resnet_tui.core.model import ResNet
+    from resnet_tui.core.records import read_run
+
+    run_dir = tmp_path / "run"
+    end, events = run_events(tiny_cfg(cifar_dir, limit_train=160, limit_eval=30, epochs=2, lr=0.05, tta=True), run_dir)
+    assert end.status == "finished", end.message
+    recorded = read_run(run_dir).last_eval.result
+    assert recorded.tta is True and recorded.n == 30
+
+    test = load_split(str(cifar_dir), "test", None, 30)
+    ckpt = run_dir / "checkpoints" / "cifar10_model_epoch_1.pth"
+    model = ResNet((1, 1, 1))
+    model.load_state_dict(torch.load(ckpt, weights_only=True))
+    model.eval()
+    x = test.images.float() / 255 * 2 - 1  # ToTensor + Normalize(0.5, 0.5)
+    with torch.no_grad():
+        p = model(x).exp().double().numpy()
+        p_mirror = model(x.flip(3)).exp().double().numpy()
+    labels = test.labels.numpy()
+    mean = (p + p_mirror) / 2
+    by_hand_accuracy = float((mean.argmax(1) == labels).mean())
+    by_hand_nll = float(-np.log(mean[np.arange(len(labels)), labels]).mean())
+
+    done = ops.evaluate_source(ops.resolve_source(str(ckpt)), lambda: test, "cpu", tta=True)
+    for result in (recorded, done.result):
+        assert result.accuracy == pytest.approx(by_hand_accuracy, abs=1e-9)
+        assert result.nll == pytest.approx(by_hand_nll, rel=1e-4)
+    plain = ops.evaluate_source(ops.resolve_source(str(ckpt)), lambda: test, "cpu").result
+    assert plain.tta is False
+    assert plain.accuracy == pytest.approx(float((p.argmax(1) == labels).mean()), abs=1e-9)

@@ -233,6 +233,8 @@ FIELDS: tuple[Field, ...] = (
     Field("warmup_epochs", _float(0), "epochs of linear warm-up (warmup-linear schedule)", "Warm-up epochs"),
     Field("label_smoothing", _float(0, 1), "label smoothing of the NLL loss", "Label smoothing"),
     Field("augment", _bool, "random flip and 4-pixel translate, on the device", "Augment", flag_bool=True),
+    Field("tta", _bool, "test-time augmentation in the final evaluation: each test image and its mirror image, "
+          "their class probabilities averaged", "TTA", flag_bool=True),
     Field("seed", _int(0, MAX_SEED, " (numpy's seed range)"), "random seed", "Seed"),
     Field("layers", _layers, "residual blocks per stage", "Layers"),
     Field("skip", _bool, "residual shortcuts (--no-skip trains the plain network of the same depth)", "Skip connections", flag_bool=True),
@@ -267,6 +269,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     augment: bool = False
+    tta: bool = False
     seed: int = 1234
     layers: tuple[int, int, int] = (2, 2, 2)
     skip: bool = True
@@ -316,7 +319,7 @@ def _toml_value(v: Any) -> str:
 # flip + translate on the device. Batch size and lr depend on the device (see preset_values).
 _FAST = dict(
     preset="fast", epochs=30, optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=5e-4,
-    schedule="warmup-linear", warmup_epochs=2.0, label_smoothing=0.1, augment=True,
+    schedule="warmup-linear", warmup_epochs=2.0, label_smoothing=0.1, augment=True, tta=True,
 )
 FAST_GPU_BATCH, FAST_GPU_LR = 512, 0.2
 FAST_CPU_BATCH = 64  # fastest batch measured on a 2-core CPU (channels_last)

@@ -73,3 +73,12 @@ def precision_choice(precision: str, device: torch.device) -> tuple[torch.dtype 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """None means plain fp32."""
     return precision_choice(precision, device)[0]
+
+
+def prepare_device(device: torch.device) -> None:
+    """Per-run device settings. On CUDA the run's GPU becomes the current device: CUDA-graph capture, the caching
+    allocator and synchronize() act on the current device, so a sweep child on cuda:3 would otherwise create a second
+    context on GPU 0."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest convolutions once

@@ -21,6 +21,7 @@ class EvalResult:
     f1: list[float]
     predictions: list[int]  # empty when read back from metrics.jsonl (it keeps the summary, not each prediction)
     labels: list[int]
+    tta: bool = False  # test-time augmentation (flip) was used
 
     def to_json(self) -> dict:
         return {"accuracy": self.accuracy, "nll": self.nll, "n": self.n, "classes": self.classes, "confusion": self.confusion}

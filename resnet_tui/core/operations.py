@@ -224,8 +224,10 @@ def evaluate_source(
     layers: tuple[int, int, int] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    tta: bool = False,
 ) -> Evaluation | None:
-    """Evaluate `source` on the split `load_test()` returns, on `device` (a config device: auto, cpu, cuda:N...).
+    """Evaluate `source` on the split `load_test()` returns, on `device` (a config device: auto, cpu, cuda:N...),
+    in fp32 (like the trainer's final evaluation); tta: with flip test-time augmentation.
 
     Everything that can be refused (the device, the run's epoch records, the checkpoint file) is checked
     before the data is loaded. By eval_loss every epoch checkpoint is evaluated and on_progress(done, total)
@@ -249,8 +251,11 @@ def evaluate_source(
         best = best_checkpoint(checkpoint, "eval_loss", split, torch_device, layers, on_progress, should_stop)
         if best is None:
             return None
-        return Evaluation(str(best.path), best.result, split, best)
-    result = evaluate_checkpoint(checkpoint, split, torch_device, layers=layers, on_progress=on_progress, should_stop=should_stop)
+        if not tta:
+            return Evaluation(str(best.path), best.result, split, best)
+        checkpoint = str(best.path)  # chosen by its plain eval loss, as recorded; then evaluated with TTA
+    result = evaluate_checkpoint(checkpoint, split, torch_device, layers=layers, on_progress=on_progress,
+                                 should_stop=should_stop, tta=tta)
     if result is None:
         return None
     return Evaluation(checkpoint, result, split, best)
@@ -279,7 +284,7 @@ __all__ = [
 # ---------------------------------------------------------------- resuming and stopping runs
 
 # What a resume may change: how long the run trains and how it is supervised, never how it learns.
-RESUME_MAY_CHANGE = ("epochs", "device", "on_hangup", "resume_every", "lens_every")
+RESUME_MAY_CHANGE = ("epochs", "device", "on_hangup", "resume_every", "lens_every", "tta")  # tta: how it is evaluated only
 
 
 def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) -> TrainConfig:

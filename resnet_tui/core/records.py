@@ -7,7 +7,8 @@ The format is public and stable (README, "Run directory"): one JSON object per l
     batch       epoch, batch, loss, images, time, lr
     epoch       epoch, train_loss, seconds, images_per_sec
     checkpoint  epoch, path (relative to the run directory)
-    eval        epoch, accuracy, nll, n, classes, confusion, precision, recall, f1
+    eval        epoch, accuracy, nll, n, classes, confusion, precision, recall, f1, tta (always in fp32; tta: flip
+                test-time augmentation; records before it existed read as false)
     notice      text
     end         status, images_per_sec, train_seconds, message
     lens        epoch, batch, step, blocks, ratio, grad, mean, std (one value per block, null where none)
@@ -80,7 +81,7 @@ def to_record(event: ev.Event, run_dir: str | Path | None = None) -> dict[str, A
     if isinstance(e, ev.EvalEnd):
         r = e.result
         return {"event": "eval", "epoch": e.epoch, "accuracy": r.accuracy, "nll": _loss(r.nll), "n": r.n, "classes": r.classes,
-                "confusion": r.confusion, "precision": r.precision, "recall": r.recall, "f1": r.f1}
+                "confusion": r.confusion, "precision": r.precision, "recall": r.recall, "f1": r.f1, "tta": r.tta}
     if isinstance(e, ev.Notice):
         return {"event": "notice", "text": e.text}
     if isinstance(e, ev.LensMeasure):
@@ -144,6 +145,12 @@ def _loss_value(v: Any) -> float:
     if type(v) is float:
         return v
     return _number(v)
+
+
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad(v)
+    return v
 
 
 def _str(v: Any) -> str:
@@ -226,6 +233,7 @@ def _eval(rec: dict[str, Any], run_dir: str | Path) -> ev.EvalEnd:
         nll=_get(rec, "nll", math.nan, _loss_value), accuracy=_get(rec, "accuracy", _REQUIRED, _number),
         n=_get(rec, "n", sum(map(sum, confusion)), _int()), classes=classes, confusion=confusion,
         precision=per_class("precision"), recall=per_class("recall"), f1=per_class("f1"), predictions=[], labels=[],
+        tta=_get(rec, "tta", False, _flag),
     )
     epoch = _get(rec, "epoch", None, lambda v: None if v is None else _int(1)(v))
     return ev.EvalEnd(epoch, result)

@@ -24,7 +24,7 @@ from resnet_tui.core import events as ev
 from resnet_tui.core.checkpoint import read_resume_state, save_state_dict
 from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.data import DeviceBatches, Split, load_data
-from resnet_tui.core.device import autocast_dtype, describe_device, resolve_device
+from resnet_tui.core.device import autocast_dtype, describe_device, prepare_device, resolve_device
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
 from resnet_tui.core.model import ResNet, param_count
@@ -109,6 +109,7 @@ class Setup:
     autocast: torch.dtype | None
     steps_per_epoch: int
     notices: list[str]
+    drop_last: bool = False  # compiled runs drop the last partial batch, so the compiled graph sees one shape
 
 
 def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split | None = None) -> Setup:
@@ -116,14 +117,18 @@ def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split 
     if train_split is None or test_split is None:
         train_split, test_split = load_data(cfg.data, cfg.data_dir, cfg.limit_train, cfg.limit_eval)
     notices = list(dict.fromkeys(train_split.notices + test_split.notices))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    prepare_device(device)
     seed_everything(cfg.seed)
     # the head has one output per class of the data: 10 for CIFAR-10 (the lab's), N for an N-class image folder
     model = ResNet(cfg.layers, skip=cfg.skip, num_classes=len(train_split.classes)).to(device).to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, model)
     train = DeviceBatches(train_split, device)
-    steps = train.num_batches(cfg.batch_size)
+    # A smaller last batch would make a compiled model compile again (and on CUDA record a second graph): drop it.
+    drop_last = cfg.compile and train.n > cfg.batch_size and train.n % cfg.batch_size != 0
+    if drop_last:
+        notices.append(f"--compile: the last {train.n % cfg.batch_size} images of each epoch's shuffle are left out "
+                       f"(a partial batch), so the compiled model sees one batch shape")
+    steps = train.num_batches(cfg.batch_size, drop_last)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps))
     step_model: nn.Module = model
     if cfg.compile:
@@ -131,14 +136,17 @@ def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split 
         notices.append(note)
     return Setup(
         cfg, device, model, step_model, optimizer, scheduler, train, DeviceBatches(test_split, device),
-        train_split.classes, autocast_dtype(cfg.precision, device), steps, notices,
+        train_split.classes, autocast_dtype(cfg.precision, device), steps, notices, drop_last,
     )
 
 
 def try_compile(model: nn.Module, device: torch.device) -> tuple[nn.Module, str]:
+    # Forget earlier runs' compiled code: in a sweep or an app session, graphs and guards of models long gone would
+    # otherwise count against dynamo's recompile limit, past which it silently runs eager.
+    torch._dynamo.reset()
     try:
         mode = "reduce-overhead" if device.type == "cuda" else None  # CUDA graphs on the GPU
-        compiled = torch.compile(model, mode=mode)
+        compiled = torch.compile(model, mode=mode, dynamic=False)  # one static graph: batches have one shape
         return compiled, f"torch.compile on ({mode or 'default'} mode); the first batches include compile time"
     except Exception as e:  # no compiler, unsupported platform, ...
         return model, f"torch.compile unavailable ({type(e).__name__}: {e}); training without it"
@@ -280,6 +288,31 @@ class Trainer:
             state["rng_cuda"] = torch.cuda.get_rng_state(s.device)
         atomic_write(self.run.resume_path, lambda f: torch.save(state, f))
 
+    def _checked_compiled(self, s: Setup, criterion: Callable, x: torch.Tensor, y: torch.Tensor) -> nn.Module:
+        """torch.compile builds the forward graph at the first call and the backward graph at the first backward():
+        one trial step on the first batch covers both. BatchNorm's running statistics are put back and the gradients
+        dropped, so the run trains as if it had not happened. A failure falls back to eager with a notice; running
+        out of memory is not a compile failure and goes to the trainer's out-of-memory handling."""
+        buffers = {k: v.clone() for k, v in s.model.named_buffers()}
+        try:
+            with torch.autocast(s.device.type, dtype=s.autocast or torch.float32, enabled=s.autocast is not None):
+                loss = criterion(s.step_model(x), y)
+            loss.backward()
+            return s.step_model
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as e:  # no C++ compiler, an unsupported op, ...: train eager
+            if s.device.type == "cuda":
+                torch.cuda.empty_cache()  # the failed graph's memory, before eager training allocates its own
+            self.emit(ev.Notice(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                                "training without it", "warning"))
+            return s.model
+        finally:
+            s.optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for k, v in s.model.named_buffers():
+                    v.copy_(buffers[k])
+
     def _loop(self, s: Setup, epoch0_start: int, batch0_start: int, images: int, train_seconds: float, partial: list[float]) -> ev.RunEnd:
         cfg = self.cfg
         model, step_model, opt, sched = s.model, s.step_model, s.optimizer, s.scheduler
@@ -340,20 +373,13 @@ class Trainer:
             stopped = False
             bad: int | None = None
             try:
-                for b, (x, y) in enumerate(s.train.train_epoch(epoch0, cfg.batch_size, cfg.seed, cfg.augment, start_batch=first_b), start=first_b):
+                for b, (x, y) in enumerate(s.train.train_epoch(epoch0, cfg.batch_size, cfg.seed, cfg.augment, s.drop_last, first_b), start=first_b):
                     batch_sizes.append(len(y))
+                    if not compiled_checked:
+                        step_model = self._checked_compiled(s, criterion, x, y)
+                        compiled_checked = True
                     with torch.autocast(s.device.type, dtype=s.autocast or torch.float32, enabled=s.autocast is not None):
-                        if not compiled_checked:
-                            try:
-                                out = step_model(x)
-                            except Exception as e:  # compile failed at first use: fall back to eager
-                                step_model = model
-                                note = f"torch.compile failed ({type(e).__name__}); training without it"
-                                self.emit(ev.Notice(note, "warning"))
-                                out = step_model(x)
-                            compiled_checked = True
-                        else:
-                            out = step_model(x)
+                        out = step_model(x)
                         loss = criterion(out, y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -378,6 +404,8 @@ class Trainer:
                 if bad is None:
                     bad = flush(b + 1)
             except torch.cuda.OutOfMemoryError:  # also torch.OutOfMemoryError on torch >= 2.5
+                if s.device.type == "cuda":
+                    torch.cuda.empty_cache()  # the app lives on: give the failed batch's memory back to the GPU
                 seconds_this_process += time.perf_counter() - t0
                 status = "failed"
                 message = (f"CUDA ran out of memory at batch size {cfg.batch_size}; try --batch-size {max(cfg.batch_size // 2, 1)}")
@@ -425,7 +453,7 @@ class Trainer:
         if status == "finished":
             # in fp32 like `evaluate`, whatever the run trained in: a checkpoint's accuracy is the same number everywhere
             result = evaluate_model(
-                model, s.test, s.classes, batch_size=EVAL_BATCH,
+                model, s.test, s.classes, batch_size=EVAL_BATCH, tta=cfg.tta,
                 on_progress=lambda d, t: self.emit_ui(ev.EvalProgress(d, t)), should_stop=self.should_stop,
             )
             if result is None:

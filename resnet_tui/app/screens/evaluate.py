@@ -208,7 +208,7 @@ class EvaluateScreen(AppScreen):
                 what = EvalSource(str(best_run), best_by)
             done = evaluate_source(what, lambda: session.splits.load(cfg.data, "test", cfg.data_dir, cfg.limit_eval), cfg.device,
                                    on_progress=lambda n, total: self.post_message(self.Progress(n, total)),
-                                   should_stop=lambda: worker.is_cancelled)
+                                   should_stop=lambda: worker.is_cancelled, tta=cfg.tta)
         except UserError as e:
             self.post_message(self.Finished(source, None, None, str(e)))
         except Exception as e:  # unreadable files and the like: report, keep the app usable
