@@ -233,3 +233,13 @@ def test_tta_accuracy_and_nll_match_a_computation_by_hand(cifar_dir, tmp_path):
     plain = ops.evaluate_source(ops.resolve_source(str(ckpt)), lambda: test, "cpu").result
     assert plain.tta is False
     assert plain.accuracy == pytest.approx(float((p.argmax(1) == labels).mean()), abs=1e-9)
+
+
+def test_the_fast_preset_on_cuda_aims_at_the_record_and_compiles():
+    from resnet_tui.core.config import preset_values
+
+    gpu = preset_values("fast", "cuda")
+    assert (gpu["epochs"], gpu["batch_size"], gpu["lr"], gpu["compile"], gpu["tta"]) == (40, 512, 0.4, True, True)
+    assert preset_values("fast", "mps")["compile"] is False  # no CUDA graphs there
+    cpu = preset_values("fast", "cpu")
+    assert (cpu["epochs"], cpu["batch_size"], cpu["lr"], cpu["compile"], cpu["tta"]) == (30, 64, 0.025, False, True)
