@@ -8,9 +8,11 @@ It times, on the same uint8 images:
                applies ToTensor + Normalize, a DataLoader without workers, fp32 NCHW, and loss.item() plus a
                printed line every batch;
   lab preset   resnet-tui's trainer with the lab's hyperparameters (headless);
-  fast preset  resnet-tui's trainer with the fast preset (headless);
+  fast preset  resnet-tui's trainer with the fast preset (headless), in fp32 and in bf16 autocast;
+  --compile    the fast preset compiled: the last epoch's images/s, with the compile time printed apart;
   in-app       the lab preset inside the Textual app (headless terminal), when --app is given.
-Images/s are training throughput: evaluation and checkpoint writing are excluded on both sides.
+Images/s are training throughput: evaluation and checkpoint writing are excluded on both sides. Each row prints the
+settings it ran with; the lab loop turns cudnn.benchmark off, whatever ran before it.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from torch import nn, optim
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resnet_tui.core.config import build_config  # noqa: E402
+from resnet_tui.core import events as ev  # noqa: E402
+from resnet_tui.core.config import TrainConfig, build_config  # noqa: E402
 from resnet_tui.core.data import Split, load_data  # noqa: E402
-from resnet_tui.core.device import describe_device, resolve_device  # noqa: E402
+from resnet_tui.core.device import describe_device, precision_choice, resolve_device  # noqa: E402
 from resnet_tui.core.model import ResNet  # noqa: E402
 from resnet_tui.core.train import Trainer  # noqa: E402
 
@@ -62,6 +65,7 @@ class LabCIFAR10(torch.utils.data.Dataset):
 
 def lab_loop(split: Split, device: torch.device, epochs: int = 1, batch_size: int = 128, seed: int = 1234) -> float:
     """The notebook's section 5 loop. Returns training images/s."""
+    torch.backends.cudnn.benchmark = False  # the notebook never turns it on (a trainer run before this one does)
     np.random.seed(seed)
     torch.manual_seed(seed)
     loader = torch.utils.data.DataLoader(LabCIFAR10(split), batch_size=batch_size, shuffle=True)
@@ -91,17 +95,51 @@ def lab_loop(split: Split, device: torch.device, epochs: int = 1, batch_size: in
     return images_done / (time.perf_counter() - t0)
 
 
-def ours(preset: str, splits: tuple[Split, Split], device: str, epochs: int, extra: dict) -> float:
-    cfg = build_config({}, {"preset": preset, "device": device, "epochs": epochs, **extra}, resolve_device(device).type)
+LAB_LOOP_SETTINGS = "fp32, NCHW, batch 128, DataLoader, cudnn.benchmark off"
+
+
+def settings(cfg: TrainConfig) -> str:
+    """What a trainer row runs with, said in full so that rows can be compared."""
+    device = resolve_device(cfg.device)
+    dtype, _ = precision_choice(cfg.precision, device)
+    parts = ["bf16 autocast" if dtype is not None else "fp32", "channels_last", f"batch {cfg.batch_size}",
+             "augment" if cfg.augment else "no augment", "compile" if cfg.compile else "eager"]
+    if device.type == "cuda":
+        parts.append("cudnn.benchmark on")
+    return ", ".join(parts)
+
+
+def config(preset: str, device: str, epochs: int, extra: dict | None = None) -> TrainConfig:
+    return build_config({}, {"preset": preset, "device": device, "epochs": epochs, **(extra or {})}, resolve_device(device).type)
+
+
+def trainer_run(cfg: TrainConfig, splits: tuple[Split, Split]) -> dict:
+    """One headless run. images/s: all epochs (the trainer's figure) and the last epoch alone (steady state: with
+    --compile the first epoch holds the compile); compile_seconds: how much longer the first epoch took than the rest."""
+    events: list = []
     with tempfile.TemporaryDirectory() as d:
-        end = Trainer(cfg, Path(d) / "run", lambda e: None, splits=splits).run_training()
-    return end.images_per_sec
+        end = Trainer(cfg, Path(d) / "run", events.append, splits=splits).run_training()
+    if end.status != "finished":
+        raise RuntimeError(f"the run did not finish: {end.status}: {end.message}")
+    epochs = [e for e in events if isinstance(e, ev.EpochEnd)]
+    evals = [e.result for e in events if isinstance(e, ev.EvalEnd)]
+    rest = [e.seconds for e in epochs[1:]]
+    return {
+        "images_per_sec": end.images_per_sec,
+        "last_epoch_images_per_sec": epochs[-1].images_per_sec,
+        "train_seconds": end.train_seconds,
+        "epoch_seconds": [e.seconds for e in epochs],
+        "compile_seconds": max(epochs[0].seconds - float(np.median(rest)), 0.0) if cfg.compile and rest else None,
+        "accuracy": evals[-1].accuracy if evals else None,
+        "tta": evals[-1].tta if evals else None,
+        "notices": [e.text for e in events if isinstance(e, ev.Notice)],
+        "settings": settings(cfg),
+    }
 
 
-def in_app(splits: tuple[Split, Split], device: str, epochs: int) -> float:
+def in_app(cfg: TrainConfig, splits: tuple[Split, Split]) -> float:
     from resnet_tui.app.bench import app_images_per_sec  # the app's own harness
 
-    cfg = build_config({}, {"preset": "lab", "device": device, "epochs": epochs}, resolve_device(device).type)
     with tempfile.TemporaryDirectory() as d:
         return app_images_per_sec(cfg, Path(d) / "run", splits)
 
@@ -114,7 +152,9 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--rounds", type=int, default=2, help="alternate the setups this many times; the best round counts")
     p.add_argument("--app", action="store_true", help="also time the lab preset inside the Textual app")
-    p.add_argument("--compile", action="store_true", help="also time the fast preset with --compile")
+    p.add_argument("--compile", action="store_true", help="also time the fast preset with --compile (at least 2 epochs: "
+                   "the last epoch's images/s, and the compile time apart)")
+    p.add_argument("--only", help="comma-separated row keys to run: lab-loop, lab, fast-fp32, fast-bf16, compile, app")
     p.add_argument("--json", dest="json_out", help="write the results to this JSON file")
     args = p.parse_args()
 
@@ -123,33 +163,46 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {describe_device(device)}, torch {torch.__version__}")
     print(f"data: {len(splits[0]):,} training images from {splits[0].source}, {args.epochs} epoch(s), {args.rounds} round(s)")
 
-    setups = {
-        "lab loop (notebook)": lambda: lab_loop(splits[0], device, args.epochs),
-        "resnet-tui, lab preset": lambda: ours("lab", splits, args.device, args.epochs, {}),
-        "resnet-tui, fast preset": lambda: ours("fast", splits, args.device, args.epochs, {}),
+    def ours(cfg: TrainConfig) -> tuple[float, str]:
+        r = trainer_run(cfg, splits)
+        if cfg.compile:
+            print(f"    compile: about {r['compile_seconds']:.1f} s in the first epoch; notices: {r['notices']}")
+            return r["last_epoch_images_per_sec"], r["settings"]
+        return r["images_per_sec"], r["settings"]
+
+    lab = config("lab", args.device, args.epochs)
+    rows = {
+        "lab-loop": ("lab loop (notebook)", lambda: (lab_loop(splits[0], device, args.epochs), LAB_LOOP_SETTINGS)),
+        "lab": ("resnet-tui, lab preset", lambda: ours(lab)),
+        "fast-fp32": ("resnet-tui, fast preset, fp32", lambda: ours(config("fast", args.device, args.epochs, {"precision": "fp32", "compile": False}))),
+        "fast-bf16": ("resnet-tui, fast preset, bf16", lambda: ours(config("fast", args.device, args.epochs, {"precision": "bf16", "compile": False}))),
     }
     if args.compile:
-        setups["resnet-tui, fast preset, --compile"] = lambda: ours("fast", splits, args.device, args.epochs, {"compile": True})
+        rows["compile"] = ("resnet-tui, fast preset, --compile", lambda: ours(config("fast", args.device, max(args.epochs, 2), {"compile": True})))
     if args.app:
-        setups["resnet-tui app, lab preset"] = lambda: in_app(splits, args.device, args.epochs)
+        rows["app"] = ("resnet-tui app, lab preset", lambda: (in_app(lab, splits), settings(lab)))
+    if args.only:
+        rows = {k: v for k, v in rows.items() if k in args.only.split(",")}
 
     best: dict[str, float] = {}
+    how: dict[str, str] = {}
     for r in range(args.rounds):
-        for name, run in setups.items():
-            ips = run()
+        for name, run in rows.values():
+            ips, how[name] = run()
             best[name] = max(best.get(name, 0.0), ips)
             print(f"  round {r + 1}: {name:<36} {ips:10,.1f} images/s", flush=True)
 
-    base = best["lab loop (notebook)"]
+    base = best.get("lab loop (notebook)")
     print()
-    print(f"{'setup':<38}{'images/s':>12}{'vs lab loop':>14}")
+    print(f"{'setup':<38}{'images/s':>12}{'vs lab loop':>14}  settings")
     for name, ips in best.items():
-        print(f"{name:<38}{ips:12,.1f}{ips / base:13.2f}x")
-    if "resnet-tui app, lab preset" in best:
+        ratio = f"{ips / base:13.2f}x" if base else f"{'-':>14}"
+        print(f"{name:<38}{ips:12,.1f}{ratio}  {how[name]}")
+    if "resnet-tui app, lab preset" in best and "resnet-tui, lab preset" in best:
         ratio = best["resnet-tui app, lab preset"] / best["resnet-tui, lab preset"]
         print(f"in-app / headless (lab preset): {ratio:.3f}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"device": describe_device(device), "images_per_sec": best}, indent=2))
+        Path(args.json_out).write_text(json.dumps({"device": describe_device(device), "images_per_sec": best, "settings": how}, indent=2))
 
 
 if __name__ == "__main__":
