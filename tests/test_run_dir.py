@@ -29,7 +29,7 @@ def finished(tiny_run):
 def test_run_dir_holds_config_metrics_checkpoints_and_nothing_torn(finished):
     run_dir, _, _ = finished
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["checkpoints", "config.toml", "metrics.jsonl", "resume.pt"]
+    assert names == ["checkpoints", "config.toml", "lock", "metrics.jsonl", "resume.pt", "train.log"]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["cifar10_model_epoch_0.pth", "cifar10_model_epoch_1.pth"]
     assert not [p for p in run_dir.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")]
 

@@ -79,10 +79,9 @@ class RunLock:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = _read_holder(f)
+            who = _read_holder(f)
             f.close()
-            raise UserError(f"{what}: {str(self.path.parent)!r} is being trained by {holder.describe()}; "
-                            f"wait for it, or stop it with: resnet-tui stop {self.path.parent}") from None
+            raise busy_error(self.path.parent, who, what) from None
         record = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
         f.seek(0)
@@ -109,6 +108,11 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def busy_error(run_dir: str | Path, who: Holder, what: str = "--run-dir") -> UserError:
+    return UserError(f"{what}: {str(run_dir)!r} is being trained by {who.describe()}; "
+                     f"wait for it, or stop it with: resnet-tui stop {run_dir}")
 
 
 def holder(run_dir: str | Path) -> Holder | None:

@@ -30,7 +30,7 @@ from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
 from resnet_tui.core.model import ResNet, param_count
 from resnet_tui.core.lablog import LabLogWriter
 from resnet_tui.core.lens import attach as attach_lens
-from resnet_tui.core.lock import RunLock
+from resnet_tui.core.lock import RunLock, busy_error, holder
 from resnet_tui.core.records import RecordWriter
 from resnet_tui.core.runs import RunDir, atomic_write, atomic_write_text
 
@@ -202,8 +202,9 @@ class Trainer:
 
     def run_training(self) -> ev.RunEnd:
         lock = RunLock(self.run.path)
-        if self.run.path.is_dir():  # a run that is still training is refused, naming its process, before anything is loaded
-            lock.acquire("--resume" if self.resume else "--run-dir")
+        self._refuse_existing_run()
+        if self.resume and self.run.path.is_dir():  # a run that is still training is refused before anything is loaded
+            lock.acquire("--resume")
         try:
             return self._run_locked(lock)
         finally:
@@ -211,7 +212,6 @@ class Trainer:
 
     def _run_locked(self, lock: RunLock) -> ev.RunEnd:
         cfg = self.cfg
-        self._refuse_existing_run()
         s = setup(cfg, *(self.splits or (None, None)))  # bad data fails here, before a run folder exists
         start_epoch0, start_batch0, images_done, train_seconds, partial_losses = 0, 0, 0, 0.0, []
         if self.resume:  # a bad resume.pt fails here, before anything in the run folder is written
@@ -247,6 +247,9 @@ class Trainer:
 
     def _refuse_existing_run(self) -> None:
         if not self.resume and self.run.metrics_path.exists():
+            who = holder(self.run.path)
+            if who is not None:
+                raise busy_error(self.run.path, who)
             # a fresh run here would overwrite that run's checkpoints and append a second series to its metrics.jsonl
             raise UserError(f"--run-dir: got {str(self.run.path)!r}, which already holds a run; continue it with "
                             f"--resume {self.run.path}, or choose a new --run-dir")

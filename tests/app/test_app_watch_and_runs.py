@@ -11,6 +11,7 @@ from resnet_tui.app.screens.run_view import RunViewScreen
 from resnet_tui.app.screens.runs import RunsScreen
 from resnet_tui.app.widgets.confusion import EvalReport
 from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.lock import RunLock
 
 from app_helpers import (batch_records, checkpoint_record, end_record, epoch_record, eval_record, screen_text, shown_text,
                          start_record, wait_for, write_run)
@@ -26,6 +27,8 @@ async def test_watch_mode_follows_a_metrics_file_as_it_grows(tmp_path):
     run_dir = write_run(tmp_path / "run", [start_record(cfg, 4), *batch_records(1, 2, 32)], cfg)
     metrics = run_dir / "metrics.jsonl"
     app = ResNetApp(mode="watch", run_dir=run_dir, runs_root=tmp_path, device_label="CPU")
+    writer = RunLock(run_dir)  # this test writes the records, as the training process would: it holds the run's lock
+    writer.acquire()
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunViewScreen), 10, "the run viewer")
         view = app.screen
@@ -48,6 +51,7 @@ async def test_watch_mode_follows_a_metrics_file_as_it_grows(tmp_path):
             f.write(half[20:] + "\n")
         append(metrics, batch_records(2, 4, 32, 2.2, first_image=128, first_time=2.0)[1:]
                + [epoch_record(2, 2.175, images_per_sec=64.0), checkpoint_record(2), eval_record(2, 0.5), end_record("finished", 64.0, 4.0)])
+        writer.release()
         await wait_for(pilot, lambda: view.ended is not None, 5, "the end record")
         assert monitor.progress.batches_done == 8 and monitor.chart.point_count == 8
         assert "finished" in shown_text(view.query_one("#run-title"))

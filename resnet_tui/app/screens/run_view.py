@@ -145,7 +145,8 @@ class RunViewScreen(AppScreen):
         elif self.records_read:
             who = holder(self.run_dir)
             if who is not None:
-                t.append(f"● running ({printable(who.describe())}): following metrics.jsonl", style="bold cyan")
+                t.append("● running: following metrics.jsonl", style="bold cyan")
+                t.append(f" ({printable(who.describe())})", style="dim")
             else:  # no end record and nobody holds its lock: the trainer died (killed, out of memory, power loss)
                 t.append("crashed: no process trains it; R on the Runs screen resumes it", style="bold red")
         else:
