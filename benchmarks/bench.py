@@ -63,13 +63,14 @@ class LabCIFAR10(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.data[i])), self.targets[i]
 
 
-def lab_loop(split: Split, device: torch.device, epochs: int = 1, batch_size: int = 128, seed: int = 1234) -> float:
+def lab_loop(split: Split, device: torch.device, epochs: int = 1, batch_size: int = 128, seed: int = 1234,
+             layers: tuple[int, int, int] = (2, 2, 2)) -> float:
     """The notebook's section 5 loop. Returns training images/s."""
     torch.backends.cudnn.benchmark = False  # the notebook never turns it on (a trainer run before this one does)
     np.random.seed(seed)
     torch.manual_seed(seed)
     loader = torch.utils.data.DataLoader(LabCIFAR10(split), batch_size=batch_size, shuffle=True)
-    model = ResNet(layers=[2, 2, 2]).to(device)
+    model = ResNet(layers=list(layers)).to(device)
     nll_loss = nn.NLLLoss().to(device)
     optimizer = optim.SGD(params=model.parameters(), lr=0.001)
     sink = io.StringIO()  # the notebook prints every batch; a terminal would only make it slower

@@ -243,3 +243,30 @@ def test_the_fast_preset_on_cuda_aims_at_the_record_and_compiles():
     assert preset_values("fast", "mps")["compile"] is False  # no CUDA graphs there
     cpu = preset_values("fast", "cpu")
     assert (cpu["epochs"], cpu["batch_size"], cpu["lr"], cpu["compile"], cpu["tta"]) == (30, 64, 0.025, False, True)
+
+
+# ---------------------------------------------------------------- the GPU acceptance command, on the CPU
+
+
+def test_the_gpu_acceptance_command_runs_its_code_paths_on_the_cpu(cifar_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu.py"), "--smoke", "--data", str(cifar_dir),
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "gpu.json").read_text())
+    setups = [r["setup"] for r in results["throughput"]]
+    assert setups == ["the notebook's loop", "lab preset", "fast preset, no compile", "fast preset, compile",
+                      "app, lab preset (headless terminal)"]
+    assert all(r["images_per_sec"] > 0 for r in results["throughput"])
+    compiled = results["throughput"][3]
+    assert "compile" in compiled["settings"] and not any("torch.compile failed" in n for n in compiled["notices"])
+    t = results["time_to_accuracy"]
+    assert t["tta_recorded"] is True and 0 <= t["accuracy"] <= 1 and 0 <= t["accuracy_tta"] <= 1 and t["train_seconds"] > 0
+    assert results["eval_overhead"]["eval_seconds_tta"] > 0
+    table = (tmp_path / "gpu.txt").read_text()
+    assert "time to accuracy" in table and "with flip TTA" in table and table in proc.stdout
