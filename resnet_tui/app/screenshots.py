@@ -80,6 +80,26 @@ async def take_screenshots(data: str, out: str, size: tuple[int, int], work_dir:
     return written
 
 
+async def take_lens_screenshot(runs: str, out: str, size: tuple[int, int], quantity: str = "grad") -> str:
+    """The Lens view of the runs in `runs` (the first two, side by side), saved as out/screen-lens.svg."""
+    from pathlib import Path
+
+    from resnet_tui.app.app import ResNetApp
+    from resnet_tui.app.screens.lens import LensScreen
+
+    app = ResNetApp(device_label="CPU", runs_root=Path(runs))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("5")
+        await _wait(pilot, lambda: len(getattr(app.screen, "summaries", [])) >= 2, 30, "two runs")
+        await pilot.press("space", "space", "l")
+        await _wait(pilot, lambda: isinstance(app.screen, LensScreen) and app.screen.loaded, 60, "the lens")
+        while app.screen.quantity != quantity:
+            await pilot.press("n")
+        await pilot.pause(0.5)
+        app.save_screenshot("screen-lens.svg", out)
+    return str(Path(out) / "screen-lens.svg")
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import asyncio
@@ -90,8 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="sample", help="auto, sample or an image-folder path (default: the bundled sample)")
     parser.add_argument("--out", default="assets", help="folder for screen-*.svg (default: assets)")
     parser.add_argument("--size", default="120x40", help="terminal size, WIDTHxHEIGHT (default: 120x40)")
+    parser.add_argument("--lens", metavar="RUNS", help="only the Lens view of the first two runs in RUNS (screen-lens.svg)")
+    parser.add_argument("--quantity", default="grad", help="the Lens view's quantity: ratio, grad, mean or std (default: grad)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
+    if args.lens:
+        here, runs, out = os.getcwd(), os.path.abspath(args.lens), os.path.abspath(args.out)
+        os.chdir(os.path.dirname(runs))  # the screen shows the runs folder's name, not its path
+        try:
+            print(asyncio.run(take_lens_screenshot(os.path.basename(runs), out, (width, height), args.quantity)))
+        finally:
+            os.chdir(here)
+        return 0
     data = args.data if args.data in ("auto", "sample", "cifar10") else os.path.abspath(args.data)
     out = os.path.abspath(args.out)
     here = os.getcwd()
