@@ -171,3 +171,18 @@ def test_runs_lens_of_a_run_without_lens_records_is_one_line(tmp_path: Path, cli
         f.write('{"event": "lens", "epoch": 1, "batch": 1, "step": 1, "blocks": ["stem"], "grad": ["x"]}\n')  # skipped
     out = cli("runs", "lens", str(run))
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no lens records" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_run_stopped_mid_epoch_and_resumed_measures_every_step_once_numbered_on(splits, tmp_path: Path) -> None:
+    cfg = TrainConfig(layers=(1, 1, 1), batch_size=16, epochs=2, lr=0.05, device="cpu", precision="fp32", lens_every=1)
+    run = tmp_path / "run"
+    steps = {"n": 0}
+
+    def stop_after_3() -> bool:  # asked once after each step
+        steps["n"] += 1
+        return steps["n"] >= 3
+
+    assert train(cfg, run, lambda e: None, should_stop=stop_after_3, splits=splits).status == "interrupted"
+    assert train(cfg, run, lambda e: None, resume=True, splits=splits).status == "finished"
+    lenses = records.read_run(run).lenses
+    assert [(m.epoch, m.batch, m.step) for m in lenses] == [(1, b, b) for b in range(1, 5)] + [(2, b, 4 + b) for b in range(1, 5)]
