@@ -464,7 +464,8 @@ class ResNetApp(App[Any]):
         from resnet_tui.app.screens.sweep import SweepScreen
 
         for name, cls in (("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen),
-                          ("Comparing runs", CompareScreen), ("Lens", LensScreen), ("A sweep", SweepScreen)):
+                          ("Comparing runs", CompareScreen), ("Lens", LensScreen), ("A sweep", SweepScreen),
+                          ("Model", ModelScreen)):
             rows = binding_rows(cls.BINDINGS)
             if rows:
                 sections.append((name, rows))

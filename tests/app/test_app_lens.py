@@ -80,7 +80,8 @@ async def test_two_marked_runs_side_by_side_on_one_scale_and_n_cycles_the_quanti
         await pilot.press("escape")
         assert not isinstance(app.screen, LensScreen)
         sections = dict(app.help_sections())  # ? lists the keys of the Lens view and l on the Runs screen
-        assert any("n" in key for key, _ in sections["Lens"]) and any("l" == key for key, _ in sections["Runs"])
+        assert any("n" in key for key, _ in sections["Lens"])
+        assert all(any("l" == key for key, _ in sections[where]) for where in ("Model", "Runs", "A run"))
 
 
 async def test_l_without_marks_shows_the_highlighted_run_and_follows_a_live_one(lens_runs: Path) -> None:
@@ -120,6 +121,19 @@ async def test_l_in_a_run_view_opens_that_runs_lens(lens_runs: Path) -> None:
         assert [label for label, _ in app.screen.series] == [first] and not app.screen.live
         await pilot.press("escape")
         assert isinstance(app.screen, RunViewScreen)
+
+
+async def test_l_on_the_model_screen_opens_the_current_runs_lens_or_says_there_is_none(lens_runs: Path) -> None:
+    app = ResNetApp(device_label="CPU", runs_root=lens_runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2", "l")
+        await pilot.pause()
+        assert not isinstance(app.screen, LensScreen)
+        assert any("No current run" in str(n.message) for n in app._notifications)
+        app.current_run_dir = lens_runs / "plain"  # as when a run is trained or evaluated here
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LensScreen) and app.screen.loaded, 10, "the lens")
+        assert [label for label, _ in app.screen.series] == ["plain"]
 
 
 SIZES = [(80, 24), (120, 40)]

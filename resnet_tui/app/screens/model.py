@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Static, Tree
 
 from resnet_tui.app.screens.base import AppScreen
@@ -24,6 +25,7 @@ def node_label(m: "ModuleInfo") -> Text:
 class ModelScreen(AppScreen):
     NAV = "model"
     AUTO_FOCUS = "#model-tree"
+    BINDINGS = [Binding("l", "lens", "Lens", tooltip="the residual lens of the current run")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,6 +51,15 @@ class ModelScreen(AppScreen):
             if "layers" not in form.errors:
                 self._summary(f"Building layers {','.join(map(str, wanted[0]))}…")
             self._describe(*wanted)
+
+    def action_lens(self) -> None:
+        run = self.session.current_run_dir
+        if run is None:
+            self.notify("No current run: train one (s), or open one on the Runs screen (5).", severity="warning")
+            return
+        from resnet_tui.app.screens.lens import LensScreen
+
+        self.app.push_screen(LensScreen([(run, run.name)]))
 
     def _summary(self, markup: str) -> None:
         self.query_one("#model-summary", Static).update(markup)

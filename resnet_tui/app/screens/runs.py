@@ -59,7 +59,7 @@ class RunsScreen(AppScreen):
         Binding("enter", "open", "Open", show=False),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare marked"),
-        Binding("l", "lens", "Lens", tooltip="the residual lens of the marked runs (two side by side), or of the highlighted run"),
+        Binding("l", "lens", "Lens", tooltip="residual lens: 2 marked runs side by side, or the highlighted"),
         Binding("o", "open_folder", "Folder"),
         Binding("R", "resume", "Resume", tooltip="resume the highlighted interrupted or crashed run here (asks for the epochs)"),
         Binding("x", "stop", "Stop run", tooltip="stop the highlighted live run (any process) after its batch; it saves"),
