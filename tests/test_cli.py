@@ -45,6 +45,9 @@ FLAG_CASES = {
     "unknown command": (["trian"], ["trian"]),
     "info layers": (["info", "--layers", "2;2;2"], ["--layers", "'2;2;2'"]),
     "evaluate without checkpoint": (["evaluate"], ["CHECKPOINT", "missing", ".pth"]),
+    "lens-every negative": (["train", "--lens-every", "-1"], ["--lens-every", "'-1'", "auto", "0 (off)"]),
+    "lens-every a word": (["train", "--lens-every", "often"], ["--lens-every", "'often'", "an integer >= 1"]),
+    "runs lens of no run": (["runs", "lens", "no-such-run"], ["RUN_DIR", "'no-such-run'", "metrics.jsonl"]),
 }
 
 
