@@ -74,7 +74,6 @@ class Lens:
         self.buf = torch.zeros(self.slots, len(self.rows), len(QUANTITIES), device=self.device)
         self.steps: list[int] = []  # the global step (from 0) of each filled slot
         self.active = False
-        self.model = model
         self.handles = self._hook(model, optimizer)
 
     def _hook(self, model: ResNet, optimizer: torch.optim.Optimizer) -> list[Any]:

@@ -3,6 +3,7 @@ colour scale; n cycles the quantity; a run still being written is followed; snap
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -102,7 +103,7 @@ async def test_l_without_marks_shows_the_highlighted_run_and_follows_a_live_one(
         assert len(screen.series[0][1].measures) == 5
         with open(live / "metrics.jsonl", "a") as f:  # the trainer writes on
             for m in lens_events(True, 9)[5:]:
-                f.write(__import__("json").dumps(record(m)) + "\n")
+                f.write(json.dumps(record(m)) + "\n")
         await wait_for(pilot, lambda: len(screen.series[0][1].measures) == 9, 10, "the new records")
 
 
