@@ -66,11 +66,14 @@ async def test_two_marked_runs_side_by_side_on_one_scale_and_n_cycles_the_quanti
         labels = [label for label, _ in heatmap.runs]
         assert sorted(labels) == ["plain", "residual"] and heatmap.quantity == "grad" and len(heatmap.matrices) == 2
         plain_m, residual_m = heatmap.matrices[labels.index("plain")], heatmap.matrices[labels.index("residual")]
-        values = [v for m in heatmap.matrices for row in m for v in row if math.isfinite(v)]
-        assert heatmap.scale == (min(values), max(values))  # one scale for both
+        measured = {label: [v for m in s.measures for v in m.values["grad"]] for label, s in heatmap.runs}
+        # one scale for both: every measured value of either run, whatever the terminal's width
+        assert heatmap.scale == (min(measured["plain"]), max(measured["residual"]))
         # the plain network's smallest gradient (its stem, late) sets the low end; the residual one stays near 1
-        assert heatmap.scale[0] == min(v for row in plain_m for v in row) < 0.01
-        assert min(v for row in residual_m for v in row) > 0.8
+        assert heatmap.scale[0] < 0.01 and min(measured["residual"]) > 0.8
+        assert min(v for row in plain_m for v in row) < 0.01 < 0.8 < min(v for row in residual_m for v in row)
+        legend = str(screen.query_one("#lens-legend").render())
+        assert f"{heatmap.scale[0]:.2e}" in legend and "log scale" in legend
         seen = []
         for _ in range(4):
             await pilot.press("n")
@@ -105,6 +108,13 @@ async def test_l_without_marks_shows_the_highlighted_run_and_follows_a_live_one(
             for m in lens_events(True, 9)[5:]:
                 f.write(json.dumps(record(m)) + "\n")
         await wait_for(pilot, lambda: len(screen.series[0][1].measures) == 9, 10, "the new records")
+        await pilot.pause()
+        from resnet_tui.app.screenshots import screen_text
+
+        text = screen_text(app)  # one run: the latest values beside the rows
+        last = lens_events(True, 9)[-1].values["grad"]
+        stem = next(line for line in text.splitlines() if line.lstrip().startswith("stem"))
+        assert "now" in text and f"{last[0]:.4g}" in stem and f"{last[-1]:.4g}" in text
 
 
 async def test_l_in_a_run_view_opens_that_runs_lens(lens_runs: Path) -> None:

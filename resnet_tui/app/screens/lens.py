@@ -11,6 +11,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from resnet_tui.core.lens_series import QUANTITY_LABELS, LensSeries
@@ -25,7 +26,7 @@ MAX_RUNS = 2  # side by side; more would leave too few columns at 80x24
 
 class LensScreen(AppScreen):
     NAV = "runs"
-    AUTO_FOCUS = "#lens-heatmap"
+    AUTO_FOCUS = "#lens-scroll"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back to runs"),
         Binding("n", "next_quantity", "Next quantity", tooltip="ratio, gradient norm, output mean, output std"),
@@ -42,7 +43,9 @@ class LensScreen(AppScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("Reading the lens records…", id="lens-title")
-        yield LensHeatmap(id="lens-heatmap")
+        with VerticalScroll(id="lens-scroll"):  # a deep network's rows scroll; the scale below stays in view
+            yield LensHeatmap(id="lens-heatmap")
+        yield Static("", id="lens-legend")
 
     def on_mount(self) -> None:
         self._load()
@@ -69,7 +72,11 @@ class LensScreen(AppScreen):
 
     def _show(self, series: list[tuple[str, LensSeries]], live: bool) -> None:
         self.series, self.live, self.loaded = series, live, True
-        self.heatmap.show(series, self.quantity)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.heatmap.show(self.series, self.quantity)
+        self.query_one("#lens-legend", Static).update(self.heatmap.legend())
         self._title()
 
     def _title(self) -> None:
@@ -85,5 +92,4 @@ class LensScreen(AppScreen):
 
     def action_next_quantity(self) -> None:
         self.quantity = LENS_QUANTITIES[(LENS_QUANTITIES.index(self.quantity) + 1) % len(LENS_QUANTITIES)]
-        self.heatmap.show(self.series, self.quantity)
-        self._title()
+        self._redraw()

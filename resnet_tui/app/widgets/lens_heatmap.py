@@ -22,6 +22,7 @@ SHADES = "░░▒▒▓▓██"  # the same 8 steps without colour
 LOG_QUANTITIES = ("ratio", "grad", "std")
 LABEL_WIDTH = 9  # "layer3.63" fits
 GAP = 3  # between two runs' heatmaps
+NOW_WIDTH = 11  # one run: the latest values in a column at the right ("  -1.23e-04")
 
 
 def scaled(x: float, low: float, high: float, log: bool) -> float | None:
@@ -41,9 +42,10 @@ def cell(level: float | None) -> tuple[str, str]:
 
 
 class LensHeatmap(Widget):
-    """runs: (label, LensSeries) pairs; quantity: one of the lens quantities. `scale` is the (low, high) drawn last."""
+    """runs: (label, LensSeries) pairs; quantity: one of the lens quantities. The colour scale (`scale`) spans every
+    measured value of the quantity in all the runs, so it is the same at any terminal size; `legend()` draws it."""
 
-    DEFAULT_CSS = "LensHeatmap { height: 1fr; }"
+    DEFAULT_CSS = "LensHeatmap { height: auto; }"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -54,27 +56,33 @@ class LensHeatmap(Widget):
 
     def show(self, runs: list[tuple[str, LensSeries]], quantity: str) -> None:
         self.runs, self.quantity = runs, quantity
-        self.refresh()
+        log = quantity in LOG_QUANTITIES
+        values = [[[v for m in s.measures for v in m.values[quantity] if math.isfinite(v) and (v > 0 or not log)]] for _, s in runs]
+        self.scale = value_range(values)
+        self.refresh(layout=True)
 
     def _columns(self, width: int) -> int:
         n = max(1, len(self.runs))
-        return max(4, (width - n * (LABEL_WIDTH + 1) - GAP * (n - 1)) // n)
+        now = NOW_WIDTH if n == 1 else 0
+        return max(4, (width - now - n * (LABEL_WIDTH + 1) - GAP * (n - 1)) // n)
+
+    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+        return 1 + max((len(s.blocks) for _, s in self.runs), default=0) if self.scale is not None else 1
 
     def render(self) -> Text:
+        if not self.runs or self.scale is None:
+            return Text("No lens measurements yet (runs trained with --lens-every 0 have none).", style="dim")
         cols = self._columns(self.size.width or 80)
         log = self.quantity in LOG_QUANTITIES
         self.matrices = [s.matrix(self.quantity, cols) for _, s in self.runs]
-        finite = [[[v for v in row if math.isfinite(v) and (v > 0 or not log)] for row in m] for m in self.matrices]
-        self.scale = value_range([[r] for m in finite for r in m])
-        if not self.runs or self.scale is None:
-            return Text("No lens measurements yet (runs trained with --lens-every 0 have none).", style="dim")
         low, high = self.scale
         widths = [len(m[0]) if m and m[0] else cols for m in self.matrices]
         t = Text(no_wrap=True, overflow="crop")
         for i, ((label, series), w) in enumerate(zip(self.runs, widths)):  # one header line: each run's name and steps
-            head = printable(label)[: LABEL_WIDTH + 1 + w]
+            first, last = series.measures[0], series.measures[-1]
+            head = f"{printable(label)} · step {first.step}-{last.step}, epoch {last.epoch}"[: LABEL_WIDTH + 1 + w]
             t.append(head.ljust(LABEL_WIDTH + 1 + w), style="bold")
-            t.append(" " * GAP if i + 1 < len(self.runs) else "\n")
+            t.append(" " * GAP if i + 1 < len(self.runs) else self._now_head() + "\n")
         for r in range(max(len(s.blocks) for _, s in self.runs)):
             for i, ((_, series), m, w) in enumerate(zip(self.runs, self.matrices, widths)):
                 name = series.blocks[r] if r < len(series.blocks) else ""
@@ -84,17 +92,22 @@ class LensHeatmap(Widget):
                     t.append(char, style=colour)
                 if i + 1 < len(self.runs):
                     t.append(" " * GAP)
-            t.append("\n")
-        for i, ((_, series), w) in enumerate(zip(self.runs, widths)):  # the time axis
-            first, last = series.measures[0], series.measures[-1]
-            axis = f"step {first.step} → {last.step} (epoch {last.epoch})"
-            t.append(" " * (LABEL_WIDTH + 1) + axis[:w].ljust(w), style="dim")
-            t.append(" " * GAP if i + 1 < len(self.runs) else "\n")
-        t.append_text(self.legend())
+            t.append(self._now(r) + "\n")
+        t.rstrip()
         return t
 
+    def _now_head(self) -> str:
+        return "now".rjust(NOW_WIDTH) if len(self.runs) == 1 else ""
+
+    def _now(self, row: int) -> str:
+        """One run: the row's value at the latest measurement (beside its cells)."""
+        if len(self.runs) != 1:
+            return ""
+        last = self.runs[0][1].measures[-1].values[self.quantity]
+        return fmt(last[row] if row < len(last) else float("nan")).rjust(NOW_WIDTH)
+
     def legend(self) -> Text:
-        """`gradient norm (log scale)  1.2e-03 ░░▒▒▓▓██ 4.5   blank: none`"""
+        """`gradient norm, log scale  0.06 ░░▒▒▓▓██ 64.8  blank: none  (columns: training, left to right)`"""
         t = Text()
         if self.scale is None:
             return t
