@@ -101,8 +101,10 @@ def test_lab_preset_matches_a_plain_reference_loop(tiny_splits, tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_per_batch_series_is_complete_without_per_step_syncs(tiny_splits, tmp_path, monkeypatch):
-    """Losses are read back in one transfer per flush, never per batch; every batch still gets its event and line."""
+@pytest.mark.parametrize("lens_every, transfers", [(0, 2), (1, 4)])
+def test_per_batch_series_is_complete_without_per_step_syncs(lens_every, transfers, tiny_splits, tmp_path, monkeypatch):
+    """Losses are read back in one transfer per flush, never per batch; every batch still gets its event and line.
+    The residual lens, measuring at every step here, adds one transfer per flush, not one per batch."""
     monkeypatch.setattr(train_mod, "FLUSH_SECONDS", 1e9)  # only the end-of-epoch flush
     calls = {"item": 0, "tolist": 0}
     real_item, real_tolist = torch.Tensor.item, torch.Tensor.tolist
@@ -127,11 +129,11 @@ def test_per_batch_series_is_complete_without_per_step_syncs(tiny_splits, tmp_pa
             monkeypatch.setattr(torch.Tensor, "item", real_item)
             monkeypatch.setattr(torch.Tensor, "tolist", real_tolist)
 
-    cfg = TrainConfig(layers=(1, 1, 1), batch_size=16, epochs=2, device="cpu")  # 6 batches an epoch
+    cfg = TrainConfig(layers=(1, 1, 1), batch_size=16, epochs=2, device="cpu", lens_every=lens_every)  # 6 batches an epoch
     train_mod.train(cfg, tmp_path / "run", emit, splits=tiny_splits)
     assert [(e.epoch, e.batch) for e in batch_events] == [(ep, b) for ep in (1, 2) for b in range(1, 7)]
     assert calls["item"] == 0
-    assert calls["tolist"] == 2  # one read-back per epoch for 12 batches
+    assert calls["tolist"] == transfers  # one read-back per epoch for 12 batches (and one of the lens's buffer)
     lines = [json.loads(s) for s in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [(o["epoch"], o["batch"]) for o in lines if o["event"] == "batch"] == [(ep, b) for ep in (1, 2) for b in range(1, 7)]
 

@@ -10,7 +10,7 @@ import errno
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -112,6 +112,17 @@ class Setup:
     drop_last: bool = False  # compiled runs drop the last partial batch, so the compiled graph sees one shape
 
 
+@dataclass
+class Position:
+    """Where a run stands: what resume.pt keeps besides the weights, optimizer, schedule and RNG state."""
+
+    epoch0: int = 0  # the epoch in progress, from 0
+    batch0: int = 0  # its next batch, from 0
+    images: int = 0  # images trained, every process of the run counted
+    train_seconds: float = 0.0  # seconds of training, every process counted
+    partial: list[float] = field(default_factory=list)  # the epoch's losses so far
+
+
 def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split | None = None) -> Setup:
     device = resolve_device(cfg.device)
     if train_split is None or test_split is None:
@@ -187,6 +198,9 @@ class Trainer:
         self.splits = splits
         self.metrics: RecordWriter | None = None
         self.log: LabLogWriter | None = None  # RUN/train.log
+        self._criterion = loss_fn(cfg)
+        self._compile_checked = False  # the first step tries the compiled model (forward and backward) once
+        self._last_resume_save = 0.0
 
     # -- events go to metrics.jsonl (those it records), then to the front end
     def emit(self, event: ev.Event) -> None:
@@ -213,9 +227,7 @@ class Trainer:
     def _run_locked(self, lock: RunLock) -> ev.RunEnd:
         cfg = self.cfg
         s = setup(cfg, *(self.splits or (None, None)))  # bad data fails here, before a run folder exists
-        start_epoch0, start_batch0, images_done, train_seconds, partial_losses = 0, 0, 0, 0.0, []
-        if self.resume:  # a bad resume.pt fails here, before anything in the run folder is written
-            start_epoch0, start_batch0, images_done, train_seconds, partial_losses = self._restore(s)
+        start = self._restore(s) if self.resume else Position()  # a bad resume.pt fails here, before anything is written
         self.run.prepare()
         if not lock.held:
             lock.acquire()
@@ -224,7 +236,7 @@ class Trainer:
             atomic_write_text(self.run.config_path, cfg.to_toml())
             self.metrics = RecordWriter(self.run.metrics_path, self.run.path)
             self.log = LabLogWriter(self.run.log_path)
-            return self._loop(s, start_epoch0, start_batch0, images_done, train_seconds, partial_losses)
+            return self._loop(s, start)
         except OSError as e:
             # A full disk, a permission change or a vanished run dir mid-write. Writes are atomic, so the last
             # completed checkpoint and resume state are intact; say so instead of dying with a traceback.
@@ -254,7 +266,7 @@ class Trainer:
             raise UserError(f"--run-dir: got {str(self.run.path)!r}, which already holds a run; continue it with "
                             f"--resume {self.run.path}, or choose a new --run-dir")
 
-    def _restore(self, s: Setup) -> tuple[int, int, int, float, list[float]]:
+    def _restore(self, s: Setup) -> Position:
         path = self.run.resume_path
         if not path.exists():
             raise UserError(f"--resume: got {str(self.run.path)!r}, expected a run directory with {path.name} (none found)")
@@ -271,20 +283,20 @@ class Trainer:
         torch.set_rng_state(state.rng_cpu)
         if state.rng_cuda is not None:
             torch.cuda.set_rng_state(state.rng_cuda, s.device)
-        return state.epoch0, state.batch0, state.images, state.train_seconds, state.partial_losses
+        return Position(state.epoch0, state.batch0, state.images, state.train_seconds, list(state.partial_losses))
 
-    def _save_resume(self, s: Setup, epoch0: int, batch0: int, images: int, train_seconds: float, partial: list[float]) -> None:
+    def _save_resume(self, s: Setup, pos: Position) -> None:
         state = {
             "version": RESUME_VERSION,
             "model": {k: v.detach().cpu().contiguous() for k, v in s.model.state_dict().items()},
             "optimizer": s.optimizer.state_dict(),
             "scheduler": {k: v for k, v in s.scheduler.state_dict().items() if k != "lr_lambdas"},
             "rng_cpu": torch.get_rng_state(),
-            "epoch0": epoch0,
-            "batch0": batch0,
-            "images": images,
-            "train_seconds": train_seconds,
-            "partial_losses": partial,
+            "epoch0": pos.epoch0,
+            "batch0": pos.batch0,
+            "images": pos.images,
+            "train_seconds": pos.train_seconds,
+            "partial_losses": list(pos.partial),
             "config": self.cfg.to_dict(),
         }
         if s.device.type == "cuda":
@@ -316,159 +328,197 @@ class Trainer:
                 for k, v in s.model.named_buffers():
                     v.copy_(buffers[k])
 
-    def _loop(self, s: Setup, epoch0_start: int, batch0_start: int, images: int, train_seconds: float, partial: list[float]) -> ev.RunEnd:
+    # ---------------------------------------------------------------- the run, top to bottom
+
+    def _loop(self, s: Setup, start: Position) -> ev.RunEnd:
+        self._announce(s, start)
+        lens = self._attach_lens(s)
+        losses_dev = torch.zeros(s.steps_per_epoch, device=s.device)  # this epoch's losses, read back every FLUSH_SECONDS
+        pos, images_here, seconds_here = start, 0, 0.0  # where the run is; what this process trained
+        status, message, epochs_done = "finished", "", start.epoch0
+        self._last_resume_save = time.perf_counter()
+        for epoch0 in range(start.epoch0, self.cfg.epochs):
+            if epoch0 > start.epoch0:
+                pos = Position(epoch0, 0, pos.images, pos.train_seconds)
+            epoch = EpochPass(self, s, lens, pos, losses_dev)
+            epoch.run()
+            images_here, seconds_here = images_here + epoch.images, seconds_here + epoch.seconds
+            pos = epoch.position()
+            status, message = self._judge(s, epoch, losses_dev)
+            if status != "finished":
+                break
+            self._end_epoch(s, epoch, pos)
+            epochs_done = epoch0 + 1
+            if epoch.stopped:  # right at the epoch's end: its checkpoint and resume state are saved
+                status, message = "interrupted", self._stopped_message(epoch)
+                break
+        if status == "finished":
+            status, message = self._final_evaluation(s)
+        end = ev.RunEnd(status, images_here / seconds_here if seconds_here > 0 else 0.0, pos.train_seconds, message,
+                        epochs_done=epochs_done)
+        self.emit(end)
+        return end
+
+    def _announce(self, s: Setup, start: Position) -> None:
         cfg = self.cfg
-        model, step_model, opt, sched = s.model, s.step_model, s.optimizer, s.scheduler
-        criterion = loss_fn(cfg)
-        nb = s.steps_per_epoch
         self.emit(ev.TrainStart(
-            cfg.to_dict(), str(self.run.path), describe_device(s.device, cfg.precision), param_count(model), s.train.n, s.test.n, nb,
-            epoch0_start + 1, batch0_start + 1, s.notices, time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-            resumed=self.resume,
+            cfg.to_dict(), str(self.run.path), describe_device(s.device, cfg.precision), param_count(s.model), s.train.n, s.test.n,
+            s.steps_per_epoch, start.epoch0 + 1, start.batch0 + 1, s.notices,
+            time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), resumed=self.resume,
         ))
         for note in s.notices:
             self.emit(ev.Notice(note, "warning"))
 
-        model.train()
-        # the residual lens: hooks that measure every lens_every steps into a device buffer, read back in flush()
-        lens, why_not = attach_lens(cfg.lens_every, model, opt, sched, nb, compiled=step_model is not model)
+    def _attach_lens(self, s: Setup) -> Any:
+        """The residual lens: hooks that measure every lens_every steps into a device buffer, read back with the losses."""
+        s.model.train()
+        lens, why_not = attach_lens(self.cfg.lens_every, s.model, s.optimizer, s.scheduler, s.steps_per_epoch,
+                                    compiled=s.step_model is not s.model)
         if why_not:
             self.emit(ev.Notice(why_not, "warning"))
-        images_this_process, seconds_this_process = 0, 0.0
-        status, message = "finished", ""
-        epoch0, epochs_done = epoch0_start, epoch0_start
-        losses_dev = torch.zeros(nb, device=s.device)
-        compiled_checked = step_model is model
-        last_resume_save = time.perf_counter()
-        for epoch0 in range(epoch0_start, cfg.epochs):
-            first_b = batch0_start if epoch0 == epoch0_start else 0
-            epoch_losses: list[float] = list(partial) if epoch0 == epoch0_start else []
-            flushed = first_b  # batches [first_b, flushed) have been read back and emitted
-            t0 = time.perf_counter()
-            last_flush = t0
-            epoch_images = 0
-            b = first_b - 1
-            batch_sizes: list[int] = []
+        return lens
 
-            def flush(upto: int) -> int | None:
-                """Read losses of batches [flushed, upto) in one transfer; emit them. Returns the first bad batch, if any."""
-                nonlocal flushed, images
-                if upto <= flushed:
-                    return None
-                vals = losses_dev[flushed:upto].tolist()
-                now = train_seconds + seconds_this_process + (time.perf_counter() - t0)
-                batches: list[ev.Event] = []
-                bad: int | None = None
-                for i, loss in enumerate(vals):
-                    bi = flushed + i
-                    images += batch_sizes[bi - first_b]
-                    if (not math.isfinite(loss) or loss > DIVERGED_LOSS) and bad is None:
-                        bad = bi
-                    lr = cfg.lr * sched.lr_lambdas[0](epoch0 * nb + bi)
-                    batches.append(ev.BatchEnd(epoch0 + 1, bi + 1, loss, images, now, lr))
-                    if bad is not None:
-                        break
-                    epoch_losses.append(loss)
-                self.emit_many(batches + (lens.read() if lens is not None else []))
-                flushed = upto if bad is None else bad + 1
-                return bad
+    def train_step(self, s: Setup, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step; returns the loss on the device (reading it would cost a host sync)."""
+        if not self._compile_checked:
+            if s.step_model is not s.model:
+                s.step_model = self._checked_compiled(s, self._criterion, x, y)
+            self._compile_checked = True
+        with torch.autocast(s.device.type, dtype=s.autocast or torch.float32, enabled=s.autocast is not None):
+            loss = self._criterion(s.step_model(x), y)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+        s.scheduler.step()
+        return loss.detach()
 
-            stopped = False
-            bad: int | None = None
-            try:
-                for b, (x, y) in enumerate(s.train.train_epoch(epoch0, cfg.batch_size, cfg.seed, cfg.augment, s.drop_last, first_b), start=first_b):
-                    batch_sizes.append(len(y))
-                    if not compiled_checked:
-                        step_model = self._checked_compiled(s, criterion, x, y)
-                        compiled_checked = True
-                    with torch.autocast(s.device.type, dtype=s.autocast or torch.float32, enabled=s.autocast is not None):
-                        out = step_model(x)
-                        loss = criterion(out, y)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    losses_dev[b] = loss.detach()
-                    epoch_images += len(y)
-                    if self.should_stop():
-                        stopped = True
-                        break
-                    now = time.perf_counter()
-                    if now - last_flush >= FLUSH_SECONDS:
-                        last_flush = now
-                        bad = flush(b + 1)
-                        if bad is not None:
-                            break
-                        if 0 < cfg.resume_every <= now - last_resume_save and b + 1 < nb:
-                            # a kill from here on loses at most resume_every seconds of training
-                            self.metrics.sync()  # the records of the batches it covers are on disk before it is
-                            self._save_resume(s, epoch0, b + 1, images, train_seconds + seconds_this_process + (now - t0), epoch_losses)
-                            last_resume_save = time.perf_counter()
-                if bad is None:
-                    bad = flush(b + 1)
-            except torch.cuda.OutOfMemoryError:  # also torch.OutOfMemoryError on torch >= 2.5
-                if s.device.type == "cuda":
-                    torch.cuda.empty_cache()  # the app lives on: give the failed batch's memory back to the GPU
-                seconds_this_process += time.perf_counter() - t0
-                status = "failed"
-                message = (f"CUDA ran out of memory at batch size {cfg.batch_size}; try --batch-size {max(cfg.batch_size // 2, 1)}")
-                break
-            epoch_seconds = time.perf_counter() - t0
-            seconds_this_process += epoch_seconds
-            images_this_process += epoch_images
+    def maybe_save_resume(self, s: Setup, pos: Position) -> None:
+        """Mid-epoch, at most every resume_every seconds: a kill from here on loses at most that much training."""
+        every = self.cfg.resume_every
+        if 0 < every <= time.perf_counter() - self._last_resume_save and pos.batch0 < s.steps_per_epoch:
+            assert self.metrics is not None
+            self.metrics.sync()  # the records of the batches it covers are on disk before it is
+            self._save_resume(s, pos)
+            self._last_resume_save = time.perf_counter()
 
-            if bad is not None:
-                status = "diverged"
-                bad_loss = float(losses_dev[bad])
-                what = "became non-finite" if not math.isfinite(bad_loss) else f"exploded to {bad_loss:.3g}"
-                message = (f"the loss {what} at epoch {epoch0 + 1}, batch {bad + 1}; "
-                           f"try a lower learning rate than {cfg.lr:g} (the last finite checkpoint is kept)")
-                break
-            if stopped:
-                status = "interrupted"
-                message = f"stopped at epoch {epoch0 + 1}, batch {b + 1}; resume with: resnet-tui --no-ui train --resume {self.run.path}"
-                if b + 1 < nb:  # mid-epoch: keep the position; the next run starts at the next batch
-                    self._save_resume(s, epoch0, b + 1, images, train_seconds + seconds_this_process, epoch_losses)
+    def _judge(self, s: Setup, epoch: EpochPass, losses_dev: torch.Tensor) -> tuple[str, str]:
+        """How the epoch ended: ("finished", "") to go on, or the run's end status and message."""
+        cfg, n = self.cfg, epoch.epoch0 + 1
+        if epoch.oom:
+            return "failed", f"CUDA ran out of memory at batch size {cfg.batch_size}; try --batch-size {max(cfg.batch_size // 2, 1)}"
+        if epoch.bad is not None:
+            bad_loss = float(losses_dev[epoch.bad])
+            what = "became non-finite" if not math.isfinite(bad_loss) else f"exploded to {bad_loss:.3g}"
+            return "diverged", (f"the loss {what} at epoch {n}, batch {epoch.bad + 1}; "
+                                f"try a lower learning rate than {cfg.lr:g} (the last finite checkpoint is kept)")
+        if epoch.stopped and epoch.end_b < s.steps_per_epoch:  # mid-epoch: keep the position; a resume starts at the next batch
+            self._save_resume(s, epoch.position())
+            return "interrupted", self._stopped_message(epoch)
+        # a finite last loss can still leave NaN/inf weights (a non-finite update): never save those as a checkpoint
+        if not bool(torch.stack([torch.isfinite(t).all() for t in s.model.state_dict().values() if t.is_floating_point()]).all()):
+            return "diverged", (f"the weights became non-finite during epoch {n}; "
+                                f"try a lower learning rate than {cfg.lr:g} (the last finite checkpoint is kept)")
+        return "finished", ""
+
+    def _stopped_message(self, epoch: EpochPass) -> str:
+        return (f"stopped at epoch {epoch.epoch0 + 1}, batch {epoch.end_b}; "
+                f"resume with: resnet-tui --no-ui train --resume {self.run.path}")
+
+    def _end_epoch(self, s: Setup, epoch: EpochPass, pos: Position) -> None:
+        """Record the epoch, save its checkpoint (the lab's file name) and the resume state of the next one."""
+        train_loss = float(np.mean(epoch.losses)) if epoch.losses else float("nan")
+        eps = epoch.images / epoch.seconds if epoch.seconds > 0 else 0.0
+        self.emit(ev.EpochEnd(epoch.epoch0 + 1, train_loss, epoch.seconds, eps))
+        ck = self.run.checkpoint_path(epoch.epoch0)
+        save_state_dict(s.model, ck)
+        self.emit(ev.CheckpointSaved(epoch.epoch0 + 1, str(ck)))
+        self._save_resume(s, Position(epoch.epoch0 + 1, 0, pos.images, pos.train_seconds))
+        self._last_resume_save = time.perf_counter()
+        assert self.metrics is not None
+        self.metrics.sync()
+
+    def _final_evaluation(self, s: Setup) -> tuple[str, str]:
+        # in fp32 like `evaluate`, whatever the run trained in: a checkpoint's accuracy is the same number everywhere
+        result = evaluate_model(
+            s.model, s.test, s.classes, batch_size=EVAL_BATCH, tta=self.cfg.tta,
+            on_progress=lambda d, t: self.emit_ui(ev.EvalProgress(d, t)), should_stop=self.should_stop,
+        )
+        if result is None:
+            return "interrupted", (f"stopped during the final evaluation; training is complete and its checkpoints are kept; "
+                                   f"evaluate with: resnet-tui --no-ui evaluate {self.run.path}")
+        self.emit(ev.EvalEnd(self.cfg.epochs, result))
+        return "finished", ""
+
+
+class EpochPass:
+    """One epoch's hot loop. Losses stay on the device and are read back, and emitted as events, in one transfer
+    every FLUSH_SECONDS and at the end; the first loss that is not finite (or explodes) ends the epoch."""
+
+    def __init__(self, trainer: Trainer, s: Setup, lens: Any, start: Position, losses_dev: torch.Tensor) -> None:
+        self.trainer, self.s, self.lens, self.losses_dev = trainer, s, lens, losses_dev
+        self.epoch0, self.first_b = start.epoch0, start.batch0
+        self.images_before, self.seconds_before = start.images, start.train_seconds
+        self.losses = list(start.partial)  # the epoch's finite losses read back so far (a resumed epoch's included)
+        self.flushed = self.end_b = start.batch0  # batches [first_b, flushed) are read back; [first_b, end_b) trained
+        self.sizes: list[int] = []  # images of each batch trained here
+        self.images_read = 0  # images of the batches read back
+        self.stopped, self.oom, self.bad = False, False, None
+        self.t0 = time.perf_counter()
+        self.seconds = 0.0
+
+    @property
+    def images(self) -> int:
+        return sum(self.sizes)
+
+    def position(self) -> Position:
+        return Position(self.epoch0, self.end_b, self.images_before + self.images_read,
+                        self.seconds_before + self.seconds, self.losses)
+
+    def run(self) -> None:
+        t, s, cfg = self.trainer, self.s, self.trainer.cfg
+        batches = s.train.train_epoch(self.epoch0, cfg.batch_size, cfg.seed, cfg.augment, s.drop_last, self.first_b)
+        last_flush = self.t0
+        try:
+            for b, (x, y) in enumerate(batches, start=self.first_b):
+                self.losses_dev[b] = t.train_step(s, x, y)
+                self.sizes.append(len(y))
+                self.end_b = b + 1
+                if t.should_stop():
+                    self.stopped = True
                     break
+                if time.perf_counter() - last_flush >= FLUSH_SECONDS:
+                    last_flush = time.perf_counter()
+                    if self.flush() is not None:
+                        break
+                    t.maybe_save_resume(s, self.position())
+            if self.bad is None:
+                self.flush()
+        except torch.cuda.OutOfMemoryError:  # also torch.OutOfMemoryError on torch >= 2.5
+            if s.device.type == "cuda":
+                torch.cuda.empty_cache()  # the app lives on: give the failed batch's memory back to the GPU
+            self.oom = True
+        self.seconds = time.perf_counter() - self.t0
 
-            # a finite last loss can still leave NaN/inf weights (a non-finite update): never save those as a checkpoint
-            if not bool(torch.stack([torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()]).all()):
-                status = "diverged"
-                message = (f"the weights became non-finite during epoch {epoch0 + 1}; "
-                           f"try a lower learning rate than {cfg.lr:g} (the last finite checkpoint is kept)")
+    def flush(self) -> int | None:
+        """Read back the losses of batches [flushed, end_b) in one transfer and emit them; the first bad batch, if any."""
+        if self.end_b <= self.flushed:
+            return None
+        cfg, sched, nb = self.trainer.cfg, self.s.scheduler, self.s.steps_per_epoch
+        vals = self.losses_dev[self.flushed:self.end_b].tolist()
+        self.seconds = time.perf_counter() - self.t0
+        now = self.seconds_before + self.seconds
+        events: list[ev.Event] = []
+        for bi, loss in enumerate(vals, start=self.flushed):
+            self.images_read += self.sizes[bi - self.first_b]
+            lr = cfg.lr * sched.lr_lambdas[0](self.epoch0 * nb + bi)
+            events.append(ev.BatchEnd(self.epoch0 + 1, bi + 1, loss, self.images_before + self.images_read, now, lr))
+            if not math.isfinite(loss) or loss > DIVERGED_LOSS:
+                self.bad = bi
                 break
-            train_loss = float(np.mean(epoch_losses)) if epoch_losses else float("nan")
-            eps = epoch_images / epoch_seconds if epoch_seconds > 0 else 0.0
-            self.emit(ev.EpochEnd(epoch0 + 1, train_loss, epoch_seconds, eps))
-            ck = self.run.checkpoint_path(epoch0)
-            save_state_dict(model, ck)
-            self.emit(ev.CheckpointSaved(epoch0 + 1, str(ck)))
-            self._save_resume(s, epoch0 + 1, 0, images, train_seconds + seconds_this_process, [])
-            last_resume_save = time.perf_counter()
-            epochs_done = epoch0 + 1
-            if self.metrics is not None:
-                self.metrics.sync()
-            if stopped:
-                break
-        ips = images_this_process / seconds_this_process if seconds_this_process > 0 else 0.0
-        total_seconds = train_seconds + seconds_this_process
-
-        if status == "finished":
-            # in fp32 like `evaluate`, whatever the run trained in: a checkpoint's accuracy is the same number everywhere
-            result = evaluate_model(
-                model, s.test, s.classes, batch_size=EVAL_BATCH, tta=cfg.tta,
-                on_progress=lambda d, t: self.emit_ui(ev.EvalProgress(d, t)), should_stop=self.should_stop,
-            )
-            if result is None:
-                status = "interrupted"
-                message = (f"stopped during the final evaluation; training is complete and its checkpoints are kept; "
-                           f"evaluate with: resnet-tui --no-ui evaluate {self.run.path}")
-            else:
-                self.emit(ev.EvalEnd(cfg.epochs, result))
-        end = ev.RunEnd(status, ips, total_seconds, message, epochs_done=epochs_done)
-        self.emit(end)
-        return end
-
+            self.losses.append(loss)
+        self.trainer.emit_many(events + (self.lens.read() if self.lens is not None else []))
+        self.flushed = self.end_b if self.bad is None else self.bad + 1
+        return self.bad
 
 def train(cfg: TrainConfig, run_dir: str | Path, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
           resume: bool = False, splits: tuple[Split, Split] | None = None) -> ev.RunEnd:
