@@ -105,3 +105,61 @@ async def test_the_runs_screen_lists_runs_and_opening_a_running_one_watches_it(r
         assert view.run_dir.name == "20261128-100000"
         assert view.ended is not None and view.ended.status == "finished" and view._timer is None
         assert view.monitor.chart.point_count == 8 and view.eval_result.accuracy == 0.5
+
+
+async def test_r_on_the_runs_screen_resumes_an_interrupted_run_to_new_epochs_and_x_stops_a_live_one(tiny_config, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from resnet_tui.app.screens.dialogs import AskPath
+    from resnet_tui.core import records
+    from resnet_tui.core.train import Trainer
+
+    root = tmp_path / "runs"
+    stopped = root / "stopped"
+    batches = []
+    Trainer(tiny_config, stopped, lambda e: batches.append(e), should_stop=lambda: len(batches) > 0).run_training()
+    assert records.read_run(stopped).end.status == "interrupted"
+    live = root / "live"
+    live.mkdir(parents=True)
+    (live / "metrics.jsonl").write_text("")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from resnet_tui.core.lock import RunLock
+        lock = RunLock({str(live)!r})
+        lock.acquire()
+        print("held", flush=True)
+        time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        app = ResNetApp(runs_root=root, config=tiny_config, device_label="CPU")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            await wait_for(pilot, lambda: len(screen.summaries) == 2, 10, "both runs listed")
+            rows = {s.path.name: i for i, s in enumerate(screen.summaries)}
+            assert screen.summaries[rows["live"]].status == "running"
+            table = screen.query_one(DataTable)
+
+            table.move_cursor(row=rows["live"])
+            await pilot.press("x")  # the live run's process gets SIGTERM
+            assert holder.wait(10) == -signal.SIGTERM
+
+            table.move_cursor(row=rows["stopped"])
+            await pilot.press("R")
+            await wait_for(pilot, lambda: isinstance(app.screen, AskPath), 5, "the epochs dialog")
+            field = app.screen.query_one("Input")
+            field.value = "3"
+            await pilot.press("enter")
+            end = await app.wait_for_run_end(timeout=120)
+            assert end is not None and end.status == "finished" and end.epochs_done == 3
+        run = records.read_run(stopped)
+        assert run.start.resumed and run.end.status == "finished"
+        assert [(b.epoch, b.batch) for b in run.batches] == [(e, b) for e in (1, 2, 3) for b in (1, 2)]  # each batch once
+    finally:
+        if holder.poll() is None:
+            holder.kill()
