@@ -239,7 +239,7 @@ FIELDS: tuple[Field, ...] = (
     Field("layers", _layers, "residual blocks per stage", "Layers"),
     Field("skip", _bool, "residual shortcuts (--no-skip trains the plain network of the same depth)", "Skip connections", flag_bool=True),
     Field("device", _device, "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps", "Device"),
-    Field("precision", _choice(PRECISIONS), "auto (bf16 autocast on CUDA, and on a CPU with native bf16 where it measures faster; else fp32; the device line says why), fp32 or bf16", "Precision"),
+    Field("precision", _choice(PRECISIONS), "auto (bf16 autocast on CUDA and on CPUs with AMX, else fp32; the device line says why), fp32 or bf16", "Precision"),
     Field("compile", _bool, "torch.compile the model (CUDA graphs on GPU); falls back with a notice", "Compile", flag_bool=True),
     Field("limit_train", _optional_int(1), "train on a deterministic, class-balanced subset of N images", "Train subset"),
     Field("limit_eval", _optional_int(1), "evaluate on a deterministic, class-balanced subset of N images", "Eval subset"),
