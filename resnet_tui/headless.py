@@ -14,6 +14,7 @@ from typing import IO, Any, Callable
 
 from resnet_tui.core import events as ev
 from resnet_tui.core.lablog import fmt_duration, lab_lines, lab_time
+from resnet_tui.core.runs import RunDir
 
 __all__ = ["HeadlessPrinter", "SafeStream", "SignalStop", "fmt_duration", "lab_time", "say"]
 
@@ -94,7 +95,7 @@ class HeadlessPrinter:
         self.done_batches = 0
 
     def _lost(self, why: str) -> None:
-        log = f"{self.start.run_dir}/train.log" if self.start is not None else "the run's train.log"
+        log = RunDir(self.start.run_dir).log_path if self.start is not None else "the run's train.log"
         say(f"[NOTICE] output stopped ({why}); training goes on to its end, and its log is in {log}")
 
     def detach(self, why: str = "the terminal hung up") -> None:

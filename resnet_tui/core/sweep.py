@@ -262,20 +262,20 @@ def run_scheduled(
 class ProcessHandle:
     """A `resnet-tui --no-ui train` subprocess. stop() sends it one SIGTERM: it stops after the batch and saves."""
 
-    def __init__(self, args: list[str], log_path: Path, env: Mapping[str, str] | None = None):
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(log_path, "ab")
+    def __init__(self, args: list[str], stderr_path: Path, env: Mapping[str, str] | None = None):
+        stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        self.stderr = open(stderr_path, "ab")  # its log lines go to RUN/train.log (the trainer writes it)
         # A session of its own: the terminal's Ctrl+C reaches only the sweep, which forwards one SIGTERM;
         # a second signal would make the child abort without saving.
         kwargs: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {}
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.stderr, stdin=subprocess.DEVNULL,
                                      env=dict(env) if env is not None else None, **kwargs)
         self.stopped = False
 
     def poll(self) -> int | None:
         code = self.proc.poll()
-        if code is not None and not self.log.closed:
-            self.log.close()
+        if code is not None and not self.stderr.closed:
+            self.stderr.close()
         return code
 
     def stop(self) -> None:
@@ -291,8 +291,8 @@ class ProcessHandle:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if not self.log.closed:
-            self.log.close()
+        if not self.stderr.closed:
+            self.stderr.close()
 
 
 def train_command(run_dir: Path, device: str, resume: bool) -> list[str]:
