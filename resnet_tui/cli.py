@@ -126,8 +126,18 @@ def train(
     if not State.no_ui:
         _open_app(mode="train", config=cfg, run_dir=run_path, resume=resume is not None)
         return
+    _print_config_warnings(cfg)
     code = run_headless_training(cfg, run_path, resume=resume is not None)
     raise typer.Exit(code)
+
+
+def _print_config_warnings(cfg: TrainConfig) -> None:
+    """Valid values that will not do what they seem to (the form shows the same lines under its fields)."""
+    from resnet_tui.core.config_checks import cross_field_warnings
+
+    for name, line in cross_field_warnings(cfg.to_dict()).items():
+        if name != "data":  # a data folder that is not there fails the run with its own one-line error
+            print(f"[WARNING] --{name.replace('_', '-')}: {line}", file=sys.stderr, flush=True)
 
 
 def _resume_config(resume: Path, flags: dict[str, Any], config: Optional[Path] = None,
