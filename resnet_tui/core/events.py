@@ -113,4 +113,31 @@ class LensMeasure:
     values: dict[str, list[float]]  # quantity ("ratio", "grad", "mean", "std") -> one value per row; NaN: none
 
 
-Event = TrainStart | BatchEnd | EpochEnd | CheckpointSaved | EvalProgress | EvalEnd | Notice | RunEnd | LensMeasure
+@dataclass
+class GpuSample:
+    """One GPU as NVIDIA's management library reads it; a field is None when the driver does not report it."""
+
+    index: int  # NVML's index (nvidia-smi's numbering)
+    name: str
+    util: float | None  # percent of the last sample period a kernel ran
+    mem_used: int | None  # bytes
+    mem_total: int | None  # bytes
+    power_w: float | None
+    temp_c: float | None
+
+
+@dataclass
+class SystemSample:
+    """The machine at one moment (resnet_tui.core.system): the training process, the host and its GPUs."""
+
+    time: float  # unix seconds
+    process_cpu: float | None  # percent of one core (200 = two cores busy); None when the process is gone
+    process_rss: int | None  # bytes
+    host_cpu: float  # percent of the whole machine
+    host_ram_used: int  # bytes
+    host_ram_total: int  # bytes
+    gpus: list[GpuSample] = field(default_factory=list)
+    gpu_note: str = ""  # "" when the GPUs were read; else why not ("no CUDA device", "no NVIDIA driver (...)")
+
+
+Event = TrainStart | BatchEnd | EpochEnd | CheckpointSaved | EvalProgress | EvalEnd | Notice | RunEnd | LensMeasure | SystemSample
