@@ -12,6 +12,10 @@ The format is public and stable (README, "Run directory"): one JSON object per l
     notice      text
     end         status, images_per_sec, train_seconds, message
     lens        epoch, batch, step, blocks, ratio, grad, mean, std (one value per block, null where none)
+    system      time (unix seconds), process_cpu (% of one core), process_rss, host_cpu (% of the machine),
+                host_ram_used, host_ram_total (bytes), gpus [{index, name, util (%), mem_used, mem_total (bytes),
+                power_w, temp_c}], gpu_note (why there are no GPUs, "" when they were read); null where not known.
+                About every 10 s while training, from a thread that samples off the training loop.
 
 A loss that is not finite is written as null. Reading never raises on a file's content: a line that is not
 UTF-8, not JSON, or not a record of the right shape and types is skipped and counted. A resumed run's start
@@ -35,10 +39,12 @@ METRICS_NAME = "metrics.jsonl"  # the same name as runs.METRICS_NAME (runs impor
 KINDS: dict[type, str] = {
     ev.TrainStart: "start", ev.BatchEnd: "batch", ev.EpochEnd: "epoch", ev.CheckpointSaved: "checkpoint",
     ev.EvalEnd: "eval", ev.Notice: "notice", ev.RunEnd: "end", ev.LensMeasure: "lens",
+    ev.SystemSample: "system",
 }
 LENS_QUANTITIES = ("ratio", "grad", "mean", "std")  # resnet_tui.core.lens.QUANTITIES (that module imports torch)
 MAX_LENS_ROWS = 3 * 64 + 2  # stem, at most 64 blocks a stage, fc
 MAX_INT = 2**53  # larger integers cannot be positions or counts, and overflow float arithmetic
+MAX_GPUS = 256  # more GPUs than any one machine has: a damaged or hostile record
 
 
 def kind_of(event: ev.Event) -> str | None:
@@ -87,10 +93,24 @@ def to_record(event: ev.Event, run_dir: str | Path | None = None) -> dict[str, A
     if isinstance(e, ev.LensMeasure):
         return {"event": "lens", "epoch": e.epoch, "batch": e.batch, "step": e.step, "blocks": e.blocks,
                 **{q: [_lens_value(x) for x in e.values.get(q, [])] for q in LENS_QUANTITIES}}
+    if isinstance(e, ev.SystemSample):
+        return _system_record(e)
     if isinstance(e, ev.RunEnd):
         return {"event": "end", "status": e.status, "images_per_sec": round(e.images_per_sec, 2),
                 "train_seconds": round(e.train_seconds, 3), "message": e.message}
     return None
+
+
+def _system_record(e: ev.SystemSample) -> dict[str, Any]:
+    return {"event": "system", "time": round(e.time, 3), "process_cpu": _round(e.process_cpu, 1), "process_rss": e.process_rss,
+            "host_cpu": round(e.host_cpu, 1), "host_ram_used": e.host_ram_used, "host_ram_total": e.host_ram_total,
+            "gpus": [{"index": g.index, "name": g.name, "util": _round(g.util, 1), "mem_used": g.mem_used, "mem_total": g.mem_total,
+                      "power_w": _round(g.power_w, 1), "temp_c": _round(g.temp_c, 1)} for g in e.gpus],
+            "gpu_note": e.gpu_note}
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, digits)
 
 
 def _lens_value(x: float) -> float | None:
@@ -263,9 +283,44 @@ def _lens(rec: dict[str, Any], run_dir: str | Path) -> ev.LensMeasure:
                           _get(rec, "step", _REQUIRED, _int(1)), blocks, {q: values(q) for q in LENS_QUANTITIES})
 
 
+def _reading(high: float = math.inf) -> Callable[[Any], float]:
+    """A measured quantity: a finite number in [0, high]."""
+    def check(v: Any) -> float:
+        x = _number(v)
+        if not 0 <= x <= high:
+            raise _Bad(v)
+        return x
+
+    return check
+
+
+def _or_null(check: Callable[[Any], T]) -> Callable[[Any], T | None]:
+    return lambda v: None if v is None else check(v)
+
+
+def _gpu(v: Any) -> ev.GpuSample:
+    if not isinstance(v, dict):
+        raise _Bad(v)
+    return ev.GpuSample(_get(v, "index", _REQUIRED, _int()), _get(v, "name", "", _str),
+                        _get(v, "util", None, _or_null(_reading(100))), _get(v, "mem_used", None, _or_null(_int())),
+                        _get(v, "mem_total", None, _or_null(_int())), _get(v, "power_w", None, _or_null(_reading())),
+                        _get(v, "temp_c", None, _or_null(_reading())))
+
+
+def _system(rec: dict[str, Any], run_dir: str | Path) -> ev.SystemSample:
+    gpus = _get(rec, "gpus", [], _list_of(_gpu))
+    if len(gpus) > MAX_GPUS:
+        raise _Bad("gpus")
+    return ev.SystemSample(
+        _get(rec, "time", _REQUIRED, _reading()), _get(rec, "process_cpu", _REQUIRED, _or_null(_reading())),
+        _get(rec, "process_rss", _REQUIRED, _or_null(_int())), _get(rec, "host_cpu", _REQUIRED, _reading(100)),
+        _get(rec, "host_ram_used", _REQUIRED, _int()), _get(rec, "host_ram_total", _REQUIRED, _int()), gpus,
+        _get(rec, "gpu_note", "", _str))
+
+
 _FROM: dict[str, Callable[[dict[str, Any], str | Path], ev.Event]] = {
     "start": _start, "batch": _batch, "epoch": _epoch, "checkpoint": _checkpoint, "eval": _eval, "notice": _notice, "end": _end,
-    "lens": _lens,
+    "lens": _lens, "system": _system,
 }
 
 
@@ -376,6 +431,10 @@ class RunRecords:
         return self.of(ev.LensMeasure)
 
     @property
+    def systems(self) -> list[ev.SystemSample]:
+        return self.of(ev.SystemSample)
+
+    @property
     def last_eval(self) -> ev.EvalEnd | None:
         evals = self.evals
         return evals[-1] if evals else None
@@ -481,6 +540,6 @@ def write_records(run_dir: str | Path, events: Iterable[ev.Event]) -> Path:
 
 
 __all__ = [
-    "KINDS", "LENS_QUANTITIES", "METRICS_NAME", "RecordWriter", "RunRecords", "add_lines", "from_record", "kind_of", "parse_line", "read_run",
+    "KINDS", "LENS_QUANTITIES", "MAX_GPUS", "METRICS_NAME", "RecordWriter", "RunRecords", "add_lines", "from_record", "kind_of", "parse_line", "read_run",
     "supersedes", "to_line", "to_record", "write_records",
 ]

@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from resnet_tui.core.events import GpuSample, SystemSample
 from resnet_tui.core.system import MAX_GPU_LINES, SystemMonitor, SystemSampler, gib, gpu_text, ram_percent, size_text
+from resnet_tui.plain_text import printable
 
 SAMPLE_SECONDS = 1.0
 BAR_MAX = 30  # a bar wider than this says nothing more
@@ -37,8 +38,9 @@ def gpu_line(g: GpuSample, width: int) -> Text:
         line.append_text(_bar(g.util, bar))
         line.append(" ")
     line.append(figures)
-    if len(line) + 2 + len(g.name) <= width:
-        line.append(f"  {g.name}", style="dim")
+    name = printable(g.name)  # from the driver, or a record: text, never escape codes
+    if len(line) + 2 + len(name) <= width:
+        line.append(f"  {name}", style="dim")
     return line
 
 
@@ -79,7 +81,7 @@ def panel_text(s: SystemSample | None, width: int) -> Text:
     else:
         lines += [gpu_line(g, width) for g in gpus]
     if s.gpu_note:
-        lines.append(Text.assemble(("GPU: ", "bold"), (s.gpu_note, "dim")))
+        lines.append(Text.assemble(("GPU: ", "bold"), (printable(s.gpu_note), "dim")))
     lines.append(host_line(s, width))
     for line in lines:
         line.no_wrap, line.overflow = True, "ellipsis"
