@@ -11,6 +11,7 @@ sampling thread: a CPU-only machine never loads it, and importing torch to ask d
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from types import ModuleType, TracebackType
@@ -21,6 +22,7 @@ import psutil
 from resnet_tui.core.events import GpuSample, SystemSample
 
 GIB = 2**30
+LOOKING = "looking for GPUs…"
 MAX_GPU_LINES = 4  # summary() and the app's panel show this many GPUs one by one, the rest together
 
 
@@ -64,6 +66,7 @@ class SystemSampler:
         self._cuda = cuda
         self._nvml_ready = False
         self._gpu_note = ""  # why the GPUs cannot be read, once that is known for good
+        self._sampled = False
         self._lock = threading.Lock()  # sample() from two threads must not interleave NVML's init
         try:
             self._process: psutil.Process | None = psutil.Process(pid)
@@ -91,6 +94,9 @@ class SystemSampler:
             return None, None
 
     def _read_gpus(self) -> tuple[list[GpuSample], str]:
+        first, self._sampled = not self._sampled, True
+        if first and self._cuda is None and self._nvml is None and "torch" not in sys.modules:
+            return [], LOOKING  # asking torch means importing it (seconds): the host part first, the GPUs next time
         if not self._nvml_ready and not self._gpu_note:
             self._gpu_note = self._start_nvml()
             self._nvml_ready = not self._gpu_note
@@ -268,4 +274,4 @@ def summary(s: SystemSample) -> str:
     return f"{gpus} · {host_text(s)}"
 
 
-__all__ = ["GIB", "SystemMonitor", "SystemSampler", "cuda_present", "gib", "gpu_text", "host_text", "ram_percent", "size_text", "summary"]
+__all__ = ["GIB", "LOOKING", "SystemMonitor", "SystemSampler", "cuda_present", "gib", "gpu_text", "host_text", "ram_percent", "size_text", "summary"]

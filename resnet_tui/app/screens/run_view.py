@@ -1,5 +1,6 @@
 """A run read from its metrics.jsonl: curves, progress, log and evaluation. While the run has no "end"
-record it is followed: new complete lines are read every half second (watch mode)."""
+record it is followed: new complete lines are read every half second (watch mode). Under the curves, the
+machine the app runs on, live: its GPUs and host, and the trainer's process when it trains here."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from resnet_tui.core import events as ev
 from resnet_tui.core.lock import holder
+from resnet_tui.core.system import SystemSampler
 from resnet_tui.core.records import METRICS_NAME
 from resnet_tui.app.metrics_follow import MetricsFollower
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.confusion import EvalReport
 from resnet_tui.app.widgets.run_monitor import RunMonitor
+from resnet_tui.app.widgets.system_panel import SystemPanel
 from resnet_tui.plain_text import printable
 
 POLL_SECONDS = 0.5
@@ -27,6 +30,9 @@ POLL_SECONDS = 0.5
 
 class RunViewScreen(AppScreen):
     NAV = "runs"
+    DEFAULT_CSS = """
+    #run-system { border-top: solid $primary 40%; border-title-color: $text-muted; }
+    """
     BINDINGS = [Binding("escape", "app.pop_screen", "Back to runs"),
                 Binding("l", "lens", "Lens", tooltip="the residual lens of this run, followed while it trains")]
 
@@ -46,6 +52,7 @@ class RunViewScreen(AppScreen):
         with TabbedContent(initial="run-curves", id="run-tabs"):
             with TabPane("Curves and log", id="run-curves"):
                 yield RunMonitor(idle_text="Waiting for the run to start…", event_time=self._event_time, id="watch-monitor")
+                yield self._system_panel()
             with TabPane("Evaluation", id="run-evaluation"):
                 with VerticalScroll():
                     yield Static("No evaluation yet: it is written when training finishes.", id="run-eval-none")
@@ -57,6 +64,17 @@ class RunViewScreen(AppScreen):
         if self.ended is None:
             self._timer = self.set_interval(POLL_SECONDS, self.poll)
         self._render_title()
+
+    def _system_panel(self) -> SystemPanel:
+        """This machine; its process line is the trainer's when the run trains here, else this app's."""
+        who = holder(self.run_dir)
+        if who is not None and who.here and who.pid is not None:
+            panel = SystemPanel(SystemSampler(pid=who.pid), id="run-system")
+            panel.border_title = f"this machine · trainer pid {who.pid}"
+        else:
+            panel = SystemPanel(id="run-system")
+            panel.border_title = "this machine · this app"
+        return panel
 
     def action_lens(self) -> None:
         from resnet_tui.app.screens.lens import LensScreen

@@ -59,6 +59,9 @@ def more_gpus_line(gpus: list[GpuSample]) -> Text:
 
 def host_line(s: SystemSample, width: int) -> Text:
     """The training process's CPU (percent of one core) and RSS, the machine's CPU and RAM; shorter when narrow."""
+    if s.process_cpu is None and s.process_rss is None:  # a watched run's trainer that has ended
+        return Text.assemble(("process ", "bold"), ("ended", "dim"), ("  ·  ", "dim"), ("host ", "bold"),
+                             f"cpu {s.host_cpu:.0f}% ram {ram_percent(s):.0f}%")
     cpu = "?" if s.process_cpu is None else f"{s.process_cpu:.0f}%"
     rss = "?" if s.process_rss is None else size_text(s.process_rss)
     ram = f"{gib(s.host_ram_used)}/{gib(s.host_ram_total)} GiB"
