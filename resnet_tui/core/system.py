@@ -48,6 +48,21 @@ def _visible_indices() -> list[int] | None:
     return [int(p) for p in parts]
 
 
+def busy_percent(before: Any, after: Any) -> float:
+    """The machine's CPU use between two psutil.cpu_times(), in percent of all its cores (as psutil.cpu_percent
+    counts it: idle and iowait are idle; guest time is already in user time)."""
+    def total(t: Any) -> float:
+        return sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+
+    def busy(t: Any) -> float:
+        return total(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    elapsed = total(after) - total(before)
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, min(100.0, 100.0 * (busy(after) - busy(before)) / elapsed))
+
+
 def _or_none(read: Callable[[], Any]) -> Any:
     """One NVML reading; None when this GPU or driver does not support it (NVMLError_NotSupported and the like)."""
     try:
@@ -73,15 +88,16 @@ class SystemSampler:
             self._process.cpu_percent(None)  # the first call only starts the measurement
         except psutil.Error:
             self._process = None
-        psutil.cpu_percent(None)
+        self._host_times = psutil.cpu_times()  # not psutil.cpu_percent(): its baseline is per thread, and sample() runs in another
 
     def sample(self) -> SystemSample:
         with self._lock:
             process_cpu, process_rss = self._read_process()
             ram = psutil.virtual_memory()
             gpus, note = self._read_gpus()
-            return SystemSample(time.time(), process_cpu, process_rss, psutil.cpu_percent(None), int(ram.used),
-                                int(ram.total), gpus, note)
+            host_times, self._host_times = self._host_times, psutil.cpu_times()
+            return SystemSample(time.time(), process_cpu, process_rss, busy_percent(host_times, self._host_times),
+                                int(ram.used), int(ram.total), gpus, note)
 
     def _read_process(self) -> tuple[float | None, int | None]:
         if self._process is None:
