@@ -114,6 +114,18 @@ def test_cuda_visible_devices_chooses_the_gpus_shown(monkeypatch: pytest.MonkeyP
     assert [g.index for g in SystemSampler(nvml=nvml).sample().gpus] == [0, 1, 2, 3]
 
 
+def test_a_host_that_hides_its_figures_reads_as_zeros_and_sample_does_not_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    def hidden() -> None:
+        raise PermissionError("/proc/stat: permission denied")  # a locked-down container
+
+    sampler = SystemSampler(cuda=False)
+    monkeypatch.setattr(psutil, "cpu_times", hidden)
+    monkeypatch.setattr(psutil, "virtual_memory", hidden)
+    s = sampler.sample()
+    assert (s.host_cpu, s.host_ram_used, s.host_ram_total) == (0.0, 0, 0) and s.process_rss
+    assert summary(s).endswith("ram 0%")
+
+
 def test_a_process_that_ends_reads_as_unknown_and_the_host_part_stays() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

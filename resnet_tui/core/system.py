@@ -64,7 +64,7 @@ def busy_percent(before: Any, after: Any) -> float:
 
 
 def _or_none(read: Callable[[], Any]) -> Any:
-    """One NVML reading; None when this GPU or driver does not support it (NVMLError_NotSupported and the like)."""
+    """One reading; None when it fails: NVML's NotSupported on this board, psutil without /proc, and the like."""
     try:
         return read()
     except Exception:
@@ -88,16 +88,22 @@ class SystemSampler:
             self._process.cpu_percent(None)  # the first call only starts the measurement
         except psutil.Error:
             self._process = None
-        self._host_times = psutil.cpu_times()  # not psutil.cpu_percent(): its baseline is per thread, and sample() runs in another
+        # not psutil.cpu_percent(): its baseline is kept per thread, and sample() runs in another one
+        self._host_times: Any = _or_none(psutil.cpu_times)
 
     def sample(self) -> SystemSample:
         with self._lock:
             process_cpu, process_rss = self._read_process()
-            ram = psutil.virtual_memory()
+            host_cpu, ram_used, ram_total = self._read_host()
             gpus, note = self._read_gpus()
-            host_times, self._host_times = self._host_times, psutil.cpu_times()
-            return SystemSample(time.time(), process_cpu, process_rss, busy_percent(host_times, self._host_times),
-                                int(ram.used), int(ram.total), gpus, note)
+            return SystemSample(time.time(), process_cpu, process_rss, host_cpu, ram_used, ram_total, gpus, note)
+
+    def _read_host(self) -> tuple[float, int, int]:
+        """The machine's CPU since the last sample, RAM used and total; zeros where the OS does not tell (no /proc)."""
+        before, self._host_times = self._host_times, _or_none(psutil.cpu_times)
+        cpu = busy_percent(before, self._host_times) if before is not None and self._host_times is not None else 0.0
+        ram = _or_none(psutil.virtual_memory)
+        return cpu, int(ram.used) if ram else 0, int(ram.total) if ram else 0
 
     def _read_process(self) -> tuple[float | None, int | None]:
         if self._process is None:
