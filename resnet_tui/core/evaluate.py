@@ -47,12 +47,13 @@ def evaluate_model(
     tta: bool = False,
 ) -> EvalResult | None:
     """Evaluate on all of `data`. Sums stay on the device; one host sync at the end. None if stopped.
-    tta: test-time augmentation, the mean of the class probabilities of each image and its mirror image."""
+    tta: test-time augmentation, the mean of the class probabilities of each image and its mirror image.
+    The result keeps each image's class probabilities (result.probabilities, (n, classes) float32) for the app's views."""
     was_training = model.training
     model.eval()
     # MPS has no float64; a float32 sum of 10,000 losses is exact to about 1e-6 of itself
     nll_sum = torch.zeros((), dtype=torch.float32 if data.device.type == "mps" else torch.float64, device=data.device)
-    preds = []
+    preds, probs = [], []
     done = 0
     try:
         with torch.inference_mode(), torch.autocast(data.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
@@ -64,6 +65,7 @@ def evaluate_model(
                     out = torch.logaddexp(out, model(torch.flip(x, dims=[3])).float()) - math.log(2)
                 nll_sum += F.nll_loss(out, y, reduction="sum").to(nll_sum.dtype)
                 preds.append(out.argmax(1))
+                probs.append(out.exp())  # kept on the device with the rest; read back once at the end
                 done += len(y)
                 if on_progress is not None:
                     on_progress(done, data.n)
@@ -73,6 +75,7 @@ def evaluate_model(
     labels = data.labels.cpu().numpy()
     result = metrics_from_predictions(labels, predictions, nll_sum.item() / max(data.n, 1), list(classes))
     result.tta = tta
+    result.probabilities = (torch.cat(probs).cpu().numpy() if probs else np.zeros((0, len(classes)))).astype(np.float32, copy=False)
     return result
 
 

@@ -22,6 +22,8 @@ class EvalResult:
     predictions: list[int]  # empty when read back from metrics.jsonl (it keeps the summary, not each prediction)
     labels: list[int]
     tta: bool = False  # test-time augmentation (flip) was used
+    # each image's class probabilities, an (n, classes) float32 numpy array; in memory only (never in metrics.jsonl)
+    probabilities: Any = None
 
     def to_json(self) -> dict:
         return {"accuracy": self.accuracy, "nll": self.nll, "n": self.n, "classes": self.classes, "confusion": self.confusion}
