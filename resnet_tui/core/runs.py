@@ -9,6 +9,7 @@ Layout of a run directory:
 
 from __future__ import annotations
 
+import difflib
 import io
 import math
 import os
@@ -161,8 +162,9 @@ class RunSummary:
     resumable: bool = False  # an interrupted, crashed or failed (e.g. full disk) run with a resume state
     config: dict[str, Any] = field(default_factory=dict)
     skipped: int = 0  # lines of metrics.jsonl skipped as damaged (records.RunRecords.skipped)
-
-
+    nll: float | None = None  # the last evaluation's NLL (eval loss)
+    train_loss: float | None = None  # the last epoch's mean training loss
+    images_per_sec: float | None = None  # the end record's training throughput, else the last epoch's
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -203,6 +205,9 @@ def summarize(path: Path, records: RunRecords | None = None) -> RunSummary:
     batches, last_eval = rec.batches, rec.last_eval
     s.last_loss = _number(batches[-1].loss) if batches else None
     s.accuracy = last_eval.result.accuracy if last_eval is not None else None
+    s.nll = _number(last_eval.result.nll) if last_eval is not None else None
+    s.train_loss = _number(rec.epochs[-1].train_loss) if rec.epochs else None
+    s.images_per_sec = _throughput(rec)
     s.started = rec.start.time_utc if rec.start is not None else ""
     s.status = _status(path, rec)
     s.resumable = s.status in ("interrupted", "crashed", "failed") and (path / RESUME_NAME).is_file()
@@ -210,6 +215,14 @@ def summarize(path: Path, records: RunRecords | None = None) -> RunSummary:
         mtime = _mtime(path)
         s.started = datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M") if mtime is not None else ""
     return s
+
+
+def _throughput(rec: RunRecords) -> float | None:
+    """Training images/s: the end record's (over the whole run), else the last epoch's (a run still training)."""
+    for x in ([rec.end.images_per_sec] if rec.end is not None else []) + [e.images_per_sec for e in reversed(rec.epochs)]:
+        if _number(x) and x > 0:  # 0: a run that ended before it trained a batch
+            return x
+    return None
 
 
 def _status(path: Path, rec: RunRecords) -> str:
@@ -230,8 +243,8 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 def list_runs(runs_root: str | Path = "runs", include_sweeps: bool = False) -> list[RunSummary]:
-    """The run directories in `runs_root`, newest name first. include_sweeps: also the runs inside
-    sweep folders (those with sweep.json) one level down, sorted by their path below the root."""
+    """The run directories in `runs_root`, newest start first (sort_runs). include_sweeps: also the runs inside
+    sweep folders (those with sweep.json) one level down."""
     root = Path(runs_root)
     if not root.is_dir():
         return []
@@ -239,7 +252,77 @@ def list_runs(runs_root: str | Path = "runs", include_sweeps: bool = False) -> l
     if include_sweeps:
         for sweep in (p for p in _subfolders(root) if (p / SWEEP_NAME).exists()):
             found += [p for p in _subfolders(sweep) if (p / METRICS_NAME).exists()]
-    return sorted((summarize(p) for p in found), key=lambda s: str(s.path.relative_to(root)), reverse=True)
+    return sort_runs([summarize(p) for p in found])
+
+
+# ---------------------------------------------------------------- sorting (runs list --sort, the Runs screen's columns)
+
+
+def _text_or_none(x: Any) -> str | None:
+    return x if isinstance(x, str) and x else None
+
+
+# column -> (the value a run is sorted by, None where it has none; whether the column sorts descending by default:
+# the newest, the most accurate, the fastest first; the lowest loss first)
+SORT_COLUMNS: dict[str, tuple[Callable[[RunSummary], Any], bool]] = {
+    "started": (lambda s: _text_or_none(s.started), True),  # "YYYY-MM-DD HH:MM[:SS]" sorts as text
+    "name": (lambda s: str(s.path), False),
+    "status": (lambda s: s.status, False),
+    "optimizer": (lambda s: _text_or_none(s.optimizer), False),
+    "lr": (lambda s: s.lr, False),
+    "epochs": (lambda s: (s.epochs_done, s.epochs or 0), True),
+    "last_loss": (lambda s: s.last_loss, False),
+    "train_loss": (lambda s: s.train_loss, False),
+    "accuracy": (lambda s: s.accuracy, True),
+    "nll": (lambda s: s.nll, False),
+    "images_per_sec": (lambda s: s.images_per_sec, True),
+}
+SORT_ALIASES = {"date": "started", "start": "started", "time": "started", "run": "name", "folder": "name", "acc": "accuracy",
+                "loss": "last_loss", "eval_loss": "nll", "img/s": "images_per_sec", "speed": "images_per_sec"}
+
+
+def sort_column(name: str, what: str = "--sort") -> str:
+    """The sort column a user's name stands for: a column of SORT_COLUMNS, an alias, or a config field. UserError otherwise."""
+    from resnet_tui.core.config import FIELD_BY_NAME
+
+    key = name.strip().lower().replace("-", "_")
+    key = SORT_ALIASES.get(key, key)
+    if key in SORT_COLUMNS or key in FIELD_BY_NAME:
+        return key
+    known = [*SORT_COLUMNS, *SORT_ALIASES, *FIELD_BY_NAME]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else "expected one of " + ", ".join([*SORT_COLUMNS, "or a config field"])
+    raise UserError(f"{what}: got {name!r}, not a column; {hint}")
+
+
+def default_descending(column: str) -> bool:
+    return SORT_COLUMNS[column][1] if column in SORT_COLUMNS else False
+
+
+def _config_value(column: str) -> Callable[[RunSummary], Any]:
+    """A config field as a sort value: numbers by value, anything else (a choice, layers, a path) by its text."""
+
+    def value(s: RunSummary) -> Any:
+        v = s.config.get(column)
+        if v is None:
+            return None
+        number = _number(v) if not isinstance(v, bool) else float(v)
+        return (0, number, "") if number is not None else (1, 0.0, ",".join(map(str, v)) if isinstance(v, list) else str(v))
+
+    return value
+
+
+def sort_runs(summaries: list[RunSummary], column: str = "started", descending: bool | None = None) -> list[RunSummary]:
+    """The runs sorted by a column (sort_column's names), in its default direction unless `descending` says; runs without
+    a value go last either way, and ties keep the order of their folder names."""
+    value = SORT_COLUMNS[column][0] if column in SORT_COLUMNS else _config_value(column)
+    if descending is None:
+        descending = default_descending(column)
+    by_name = sorted(summaries, key=lambda s: str(s.path))
+    keyed = [(value(s), s) for s in by_name]
+    present = [pair for pair in keyed if pair[0] is not None]
+    present.sort(key=lambda pair: pair[0], reverse=descending)  # a stable sort: ties stay in name order
+    return [s for _, s in present] + [s for v, s in keyed if v is None]
 
 
 # ---------------------------------------------------------------- epoch losses (core.operations chooses the best epoch by them)
