@@ -50,9 +50,11 @@ def headline_text(diff: EvalDiff, a_name: str, b_name: str) -> Text:
     return t
 
 
-def _table(title: str, compact: bool) -> Table:
-    if compact:  # the app: no outer box, as its other tables
-        return Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), show_edge=False, title=title, title_justify="left")
+def _table(title: str, compact: bool, gap: int = 2) -> Table:
+    """compact (the app): no outer box, as its other tables, and `gap` spaces between columns."""
+    if compact:
+        return Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, gap - gap // 2, 0, gap // 2), show_edge=False,
+                     title=title, title_justify="left")
     return Table(title=title)
 
 
@@ -76,8 +78,11 @@ def cell_change_style(change: int, diagonal: bool, large: bool) -> str:
 
 def confusion_change_table(diff: EvalDiff, compact: bool = False, name_width: int = 6) -> Table:
     """The change in each confusion cell, B - A (rows: true class, columns: predicted)."""
-    t = _table("confusion change, B - A (rows: true, columns: predicted)", compact)
-    t.add_column("true↓ pred→" if not compact else "true", style="bold", no_wrap=True)
+    t = _table("confusion change, B - A (rows: true, columns: predicted)", compact, gap=1)  # fits beside the recall at 120
+    if compact:  # a long folder name ("automobile") would push the last column off an 80- or 120-column screen
+        t.add_column("true", style="bold", no_wrap=True, max_width=8, overflow="ellipsis")
+    else:
+        t.add_column("true↓ pred→", style="bold", no_wrap=True)
     for c in diff.classes:
         t.add_column(plain(c[:name_width]), justify="right", no_wrap=True)  # class names come from files: text, not markup
     largest = {(c.true, c.predicted) for c in diff.most_changed}
