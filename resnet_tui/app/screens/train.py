@@ -1,4 +1,5 @@
-"""Screen 1, Train: the hyperparameter form, and the live view of the run (device, progress, chart, log)."""
+"""Screen 1, Train: the hyperparameter form, and the live view of the run (device, progress, the machine, the chart
+and its keys, the log)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.state import ToggleTraining
 from resnet_tui.app.widgets.config_form import ConfigForm
+from resnet_tui.app.widgets.loss_chart import WINDOW_BATCHES
 from resnet_tui.app.widgets.run_monitor import RunMonitor
 
 IDLE_TEXT = "Set the fields, then press s (or the button) to train. Esc leaves a field; 1-5 switch screens."
@@ -19,6 +22,25 @@ IDLE_TEXT = "Set the fields, then press s (or the button) to train. Esc leaves a
 
 class TrainScreen(AppScreen):
     AUTO_FOCUS = "#start"
+    # Below 40 rows (80x24) the chart keeps at least 8 rows before, during and after a run: the header's lines are
+    # cut with an ellipsis (40 rows and more show them in full), the log shows its last 2 lines, and once a run has
+    # ended the progress bar (the status line says where it stopped) and the machine make room for the end's lines.
+    # A long end message (a resume command with a long path) can still push the log down: the chart keeps its rows.
+    DEFAULT_CSS = """
+    TrainScreen.-normal-height #train-monitor > #run-header { text-wrap: nowrap; text-overflow: ellipsis; }
+    TrainScreen.-normal-height #train-monitor > LogTail { height: 3; }
+    TrainScreen.-normal-height #train-monitor.-ended > ProgressBar { display: none; }
+    TrainScreen.-normal-height #train-monitor.-ended > SystemPanel { display: none; }
+    TrainScreen.-tall #train-monitor > LogTail { height: 10; }
+    """
+    # The chart's keys. A text field takes letters as text (an Input handles its keys before any binding sees them),
+    # so typing "lr" into a field never toggles the chart.
+    BINDINGS = [
+        Binding("g", "chart('log')", "Log", tooltip="chart: log or linear loss axis"),
+        Binding("w", "chart('window')", "Window", tooltip=f"chart: the last {WINDOW_BATCHES} batches, or the whole run"),
+        Binding("m", "chart('smoothing')", "Smooth", tooltip="chart: smoothing on/off (moving average; the raw loss gray behind it)"),
+        Binding("r", "chart('lr')", "LR", tooltip="chart: the learning rate on the right axis instead of the test accuracy"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,7 +53,7 @@ class TrainScreen(AppScreen):
                 yield Button("▶ Start training (s)", id="start", variant="success", compact=True)
                 yield ConfigForm(self.session.form, id="config-form")
                 yield Static("", id="form-status")
-            yield RunMonitor(idle_text=IDLE_TEXT, stop_hint="s stops", id="train-monitor")
+            yield RunMonitor(idle_text=IDLE_TEXT, stop_hint="s stops", system=True, id="train-monitor")
 
     def on_mount(self) -> None:
         self.query_one("#form-panel").border_title = "Hyperparameters"
@@ -78,6 +100,10 @@ class TrainScreen(AppScreen):
             status.update("training: the form is locked until the run ends")
         else:
             status.update("")
+
+    def action_chart(self, toggle: str) -> None:
+        chart = self.monitor.chart
+        {"log": chart.toggle_log, "window": chart.toggle_window, "smoothing": chart.toggle_smoothing, "lr": chart.toggle_lr}[toggle]()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":

@@ -1,4 +1,5 @@
-"""The live view of one training run: device and run dir, progress, the loss chart and the lab-style log.
+"""The live view of one training run: device, run dir and the settings that differ from the lab's, progress
+(at the recent speed), optionally the machine (SystemPanel), the loss chart and the lab-style log.
 
 Fed with lists of engine events (from the training thread's relay, or read back from metrics.jsonl).
 Folding events in is cheap and immediate; the widgets are redrawn at most every UI_SECONDS (at once
@@ -19,10 +20,12 @@ from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
 from resnet_tui.core import events as ev
+from resnet_tui.core.config_checks import differences_from_lab
 from resnet_tui.headless import HeadlessPrinter, fmt_duration
 from resnet_tui.core.progress import RunProgress
 from resnet_tui.app.widgets.log_tail import LogTail
 from resnet_tui.app.widgets.loss_chart import LossChart
+from resnet_tui.plain_text import printable
 
 LOG_LINES = 1000
 LOG_STAMP = re.compile(r"^\[LOG \d{8}-\d\d:\d\d:\d\d\]")
@@ -53,17 +56,46 @@ class _LineSink:
         return lines
 
 
+def setting_text(value: Any) -> str:
+    """A config value as the header names it: on/off, 2,2,2, 0.0005."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return printable(str(value))
+
+
+def settings_line(config: dict[str, Any]) -> Text:
+    """`Settings vs lab: epochs 5 · batch_size 64 · lr 0.05`: each learning setting that is not the lab preset's (or `the lab preset`)."""
+    line = Text("Settings ", style="bold")
+    changed = differences_from_lab(config)
+    if not changed:
+        line.append("the lab preset")
+        return line
+    line.append("vs lab: ", style="dim")
+    line.append(" · ".join(f"{name} {setting_text(value)}" for name, value, _ in changed))
+    return line
+
+
 class RunMonitor(Vertical):
     DEFAULT_CSS = """
     RunMonitor { height: 1fr; }
     RunMonitor > #run-header, RunMonitor > #progress-text, RunMonitor > #epoch-losses { height: auto; }
     RunMonitor > ProgressBar { height: 1; }
+    RunMonitor > LossChart { min-height: 8; }
     RunMonitor > LogTail { height: 5; border-top: solid $primary 40%; }
     """
 
     def __init__(self, idle_text: str = "", stop_hint: str = "",
-                 event_time: Callable[[ev.Event], str | None] | None = None, **kwargs: Any) -> None:
+                 event_time: Callable[[ev.Event], str | None] | None = None, system: bool = False,
+                 system_sampler: Any = None, **kwargs: Any) -> None:
+        """system: show the machine (a SystemPanel, sampling `system_sampler`, default this process and host)
+        between the progress and the chart."""
         super().__init__(**kwargs)
+        self.system = system
+        self.system_sampler = system_sampler
         self.stop_hint = stop_hint
         # The log's times are "now", which is right live; a run read back gives its events' own times here.
         self.event_time = event_time
@@ -81,6 +113,10 @@ class RunMonitor(Vertical):
         yield Static(Text(self.idle_text), id="progress-text")
         yield ProgressBar(total=1, show_eta=False, id="progress-bar")  # total=None would animate (and cost CPU)
         yield Static(Text(""), id="epoch-losses")
+        if self.system:
+            from resnet_tui.app.widgets.system_panel import SystemPanel  # psutil: only where the machine is shown
+
+            yield SystemPanel(self.system_sampler, id="system-panel")
         yield LossChart(id="loss-chart")
         yield LogTail(max_lines=LOG_LINES, id="run-log")
 
@@ -123,9 +159,11 @@ class RunMonitor(Vertical):
         p.apply_all(events)
         self._format_log(events)
         if len(p.losses) > before:
-            self.chart.add_points(p.xs[before:], p.losses[before:], p.epochs)
+            self.chart.add_points(p.xs[before:], p.losses[before:], p.epochs, p.lrs[before:])
         elif any(isinstance(e, ev.TrainStart) for e in events):
-            self.chart.set_points(p.xs, p.losses, p.epochs)
+            self.chart.set_points(p.xs, p.losses, p.epochs, p.lrs)
+        if any(isinstance(e, ev.EvalEnd) for e in events):
+            self.chart.set_evals(p.evals)
         milestone = any(isinstance(e, (ev.TrainStart, ev.EpochEnd, ev.EvalEnd, ev.RunEnd, ev.Notice)) for e in events)
         if any(isinstance(e, (ev.TrainStart, ev.RunEnd)) for e in events):
             self._header_dirty = True
@@ -197,7 +235,9 @@ class RunMonitor(Vertical):
             text.append(f" · layers {','.join(map(str, c.get('layers', [])))} · {p.start.param_count:,} params")
             text.append("\nRun ", style="bold")
             text.append(p.start.run_dir)
-            text.append(f" · {p.start.n_train:,} train / {p.start.n_test:,} test images · {c.get('optimizer', '?')} lr {c.get('lr', 0):g}")
+            text.append(f" · {p.start.n_train:,} train / {p.start.n_test:,} test images")
+            text.append("\n")
+            text.append_text(settings_line(c))
         self._set_text("#run-header", text)
 
     def _render_progress(self) -> None:
@@ -209,21 +249,21 @@ class RunMonitor(Vertical):
         if p.start is not None:
             text.append(f"Epoch {max(p.epoch, 1)}/{p.epochs}", style="bold")
             text.append(f" · batch {p.batch}/{p.batches_per_epoch}")
-            text.append(f"\n{p.images_per_sec:,.0f} img/s")
-            if p.end is None:
+            if p.end is None:  # the speed of the last few seconds, and the time left at it
                 eta = p.eta_seconds
-                text.append(f" · ETA {fmt_duration(eta) if math.isfinite(eta) else '?'}")
+                text.append(f" · {p.recent_images_per_sec:,.0f} img/s · ETA {fmt_duration(eta) if math.isfinite(eta) else '?'}")
                 if self.stop_hint:
                     text.append(f"   {self.stop_hint}", style="dim")
-            if p.eval_total and p.eval_result is None and p.end is None:
+            if p.evaluating and p.end is None:  # in the line of the evaluation it will replace
                 text.append(f"\nEvaluating: {p.eval_done:,}/{p.eval_total:,} test images")
-            if p.eval_result is not None:
+            elif p.eval_result is not None:
                 r: Any = p.eval_result
                 text.append("\nEval ", style="bold")
+                if p.eval_epoch is not None:
+                    text.append(f"epoch {p.eval_epoch} ", style="bold")
                 text.append(f"NLL {r.nll:.4f} · accuracy ")
-                text.append(f"{r.accuracy:.2%}", style="bold green")
-                text.append(f" ({r.n:,} images)")
-            if p.end is not None:
+                text.append(f"{r.accuracy:.2%}", style="bold green")  # of the header's test images
+            if p.end is not None:  # the run's average, as its end record says
                 style = {"finished": "bold green", "interrupted": "bold yellow"}.get(p.end.status, "bold red")
                 text.append("\n")
                 text.append(p.end.status.upper(), style=style)
@@ -233,6 +273,7 @@ class RunMonitor(Vertical):
         else:
             text.append(self.idle_text)
         self._set_text("#progress-text", text)
+        self.set_class(p.end is not None, "-ended")
         if p.epoch_losses:
             losses = Text("Epoch loss ", style="bold")
             losses.append("  ".join(f"{e}: {v:.4f}" for e, v in sorted(p.epoch_losses.items())[-8:]))
