@@ -73,6 +73,17 @@ def host_line(s: SystemSample, width: int) -> Text:
                          ("host ", "bold"), f"{s.host_cpu:.0f}% ram {ram_percent(s):.0f}%")
 
 
+def note_and_host_lines(s: SystemSample, width: int) -> list[Text]:
+    """The note on the GPUs (when there is one) and the host line; one line for a CPU-only machine where it fits."""
+    if not s.gpu_note:
+        return [host_line(s, width)]
+    note = Text.assemble(("GPU: ", "bold"), (printable(s.gpu_note), "dim"))
+    beside = host_line(s, width - len(note) - 3)
+    if not s.gpus and len(note) + 3 + len(beside) <= width:
+        return [Text.assemble(note, (" · ", "dim"), beside)]
+    return [note, host_line(s, width)]
+
+
 def panel_text(s: SystemSample | None, width: int) -> Text:
     if s is None:
         return Text("reading the machine…", style="dim")
@@ -83,9 +94,7 @@ def panel_text(s: SystemSample | None, width: int) -> Text:
         lines.append(more_gpus_line(gpus[MAX_GPU_LINES - 1:]))
     else:
         lines += [gpu_line(g, width) for g in gpus]
-    if s.gpu_note:
-        lines.append(Text.assemble(("GPU: ", "bold"), (printable(s.gpu_note), "dim")))
-    lines.append(host_line(s, width))
+    lines += note_and_host_lines(s, width)
     for line in lines:
         line.no_wrap, line.overflow = True, "ellipsis"
     return Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
