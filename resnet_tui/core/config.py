@@ -204,6 +204,16 @@ def _lens_every(v: Any) -> int | str:
 _lens_every.allowed = "auto (about 50 measurements an epoch), 0 (off) or an integer >= 1 (every N optimizer steps)"  # type: ignore[attr-defined]
 
 
+def _eval_every(v: Any) -> int | str:
+    try:
+        return "auto" if isinstance(v, str) and v.strip().lower() == "auto" else _int(0)(v)
+    except ValueError:
+        raise ValueError(_eval_every.allowed) from None  # type: ignore[attr-defined]
+
+
+_eval_every.allowed = "auto (every epoch on CUDA and MPS, only at the end on a CPU), 0 (only at the end) or an integer >= 1 (every N epochs)"  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -249,6 +259,8 @@ FIELDS: tuple[Field, ...] = (
           "(0: only at epoch ends and stops)", "Resume every (s)"),
     Field("lens_every", _lens_every, "measure the residual lens (per-block ||F(x)||/||x||, gradient norms, activations) every "
           "N optimizer steps: auto (about 50 times an epoch), 0 (off)", "Lens every"),
+    Field("eval_every", _eval_every, "evaluate on the test split every N epochs during training, and always after the last: "
+          "auto (every epoch on CUDA and MPS, where it is cheap; only at the end on a CPU), 0 (only at the end)", "Eval every"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -281,6 +293,7 @@ class TrainConfig:
     on_hangup: str = "continue"
     resume_every: float = 60.0
     lens_every: int | str = "auto"  # "auto" or optimizer steps; 0: off (resnet_tui.core.lens)
+    eval_every: int | str = "auto"  # "auto" or epochs; 0: only after the last epoch (eval_every_epochs resolves auto)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -328,7 +341,16 @@ FAST_CPU_BATCH, FAST_CPU_LR = 64, 0.025  # batch 64: the fastest measured on a 2
 
 
 # Where and how a run happens, not how the network learns: presets leave them alone.
-RUN_FIELDS = ("data", "data_dir", "device", "limit_train", "limit_eval", "on_hangup", "resume_every", "lens_every")
+RUN_FIELDS = ("data", "data_dir", "device", "limit_train", "limit_eval", "on_hangup", "resume_every", "lens_every", "eval_every")
+
+
+def eval_every_epochs(cfg: TrainConfig, device_type: str) -> int:
+    """Epochs between evaluations of the test split during training; 0: only after the last epoch (which is always
+    evaluated). auto: every epoch on a GPU (CUDA, MPS), where an evaluation is a small fraction of an epoch; only at
+    the end on a CPU, where it is not."""
+    if cfg.eval_every == "auto":
+        return 1 if device_type in ("cuda", "mps") else 0
+    return int(cfg.eval_every)
 
 
 def preset_values(preset: str, device_type: str = "cpu") -> dict[str, Any]:
@@ -423,6 +445,6 @@ def build_config(
 
 
 __all__ = [
-    "ConfigError", "FIELDS", "FIELD_BY_NAME", "Field", "TrainConfig", "build_config", "parse_field",
+    "ConfigError", "FIELDS", "FIELD_BY_NAME", "Field", "TrainConfig", "build_config", "eval_every_epochs", "parse_field",
     "parse_mapping", "preset_values", "read_toml", "OPTIMIZERS", "PRESETS",
 ]

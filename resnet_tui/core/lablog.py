@@ -31,8 +31,9 @@ def lab_batch_line(e: ev.BatchEnd) -> str:
     return f"[LOG {lab_time()}] epoch: {e.epoch}, batch: {e.batch} train-loss: {e.loss:.4f}"
 
 
-def lab_lines(e: ev.Event) -> list[str]:
-    """The lines an event prints in the lab's format (none for evaluation progress)."""
+def lab_lines(e: ev.Event, last_epoch: int | None = None) -> list[str]:
+    """The lines an event prints in the lab's format (none for evaluation progress). last_epoch: the run's epochs
+    (from its start event); an evaluation after an earlier epoch is one during training, and its line names the epoch."""
     t = f"[LOG {lab_time()}]"
     if isinstance(e, ev.TrainStart):
         c = e.config
@@ -58,7 +59,8 @@ def lab_lines(e: ev.Event) -> list[str]:
         return [f"{t} checkpoint saved: {e.path}"]
     if isinstance(e, ev.EvalEnd):
         r = e.result
-        return [f"{t} eval-loss: {r.nll:.4f} accuracy: {r.accuracy:.2%} ({r.n:,} test images)"]
+        during = e.epoch is not None and last_epoch is not None and e.epoch < last_epoch
+        return [f"{t} {f'epoch {e.epoch} ' if during else ''}eval-loss: {r.nll:.4f} accuracy: {r.accuracy:.2%} ({r.n:,} test images)"]
     if isinstance(e, ev.RunEnd):
         lines = [f"{t} {e.status}: {e.images_per_sec:,.1f} training images/s over {fmt_duration(e.train_seconds)}"]
         if e.message:
@@ -72,9 +74,15 @@ class LabLogWriter:
 
     def __init__(self, path: str | Path) -> None:
         self._f = open(path, "a", encoding="utf-8")
+        self._epochs: int | None = None  # the run's, from its start event
 
     def write_many(self, events: Iterable[ev.Event]) -> None:
-        text = "".join(line + "\n" for e in events for line in lab_lines(e))
+        lines: list[str] = []
+        for e in events:
+            if isinstance(e, ev.TrainStart):
+                self._epochs = int(e.config["epochs"])
+            lines += lab_lines(e, self._epochs)
+        text = "".join(line + "\n" for line in lines)
         if text:
             self._f.write(text)
             self._f.flush()

@@ -22,7 +22,7 @@ from torch import nn
 
 from resnet_tui.core import events as ev
 from resnet_tui.core.checkpoint import read_resume_state, save_state_dict
-from resnet_tui.core.config import TrainConfig
+from resnet_tui.core.config import TrainConfig, eval_every_epochs
 from resnet_tui.core.data import DeviceBatches, Split, load_data
 from resnet_tui.core.device import autocast_dtype, describe_device, prepare_device, resolve_device
 from resnet_tui.core.errors import UserError
@@ -31,7 +31,7 @@ from resnet_tui.core.model import ResNet, param_count
 from resnet_tui.core.lablog import LabLogWriter
 from resnet_tui.core.lens import attach as attach_lens
 from resnet_tui.core.lock import RunLock, busy_error, holder
-from resnet_tui.core.records import RecordWriter
+from resnet_tui.core.records import RecordWriter, read_run
 from resnet_tui.core.runs import RunDir, atomic_write, atomic_write_text
 
 FLUSH_SECONDS = 0.25  # how often per-batch losses are read back from the device
@@ -335,9 +335,12 @@ class Trainer:
         lens = self._attach_lens(s)
         losses_dev = torch.zeros(s.steps_per_epoch, device=s.device)  # this epoch's losses, read back every FLUSH_SECONDS
         pos, images_here, seconds_here = start, 0, 0.0  # where the run is; what this process trained
-        status, message, epochs_done = "finished", "", start.epoch0
+        epochs_done = start.epoch0
+        status, message = self._missed_evaluation(s, start)
         self._last_resume_save = time.perf_counter()
         for epoch0 in range(start.epoch0, self.cfg.epochs):
+            if status != "finished":  # stopped during the evaluation it missed
+                break
             if epoch0 > start.epoch0:
                 pos = Position(epoch0, 0, pos.images, pos.train_seconds)
             epoch = EpochPass(self, s, lens, pos, losses_dev)
@@ -352,8 +355,9 @@ class Trainer:
             if epoch.stopped:  # right at the epoch's end: its checkpoint and resume state are saved
                 status, message = "interrupted", self._stopped_message(epoch)
                 break
-        if status == "finished":
-            status, message = self._final_evaluation(s)
+            status, message = self._evaluate_if_due(s, epochs_done)  # after the checkpoint and resume state of the epoch
+            if status != "finished":
+                break
         end = ev.RunEnd(status, images_here / seconds_here if seconds_here > 0 else 0.0, pos.train_seconds, message,
                         epochs_done=epochs_done)
         self.emit(end)
@@ -437,17 +441,44 @@ class Trainer:
         assert self.metrics is not None
         self.metrics.sync()
 
-    def _final_evaluation(self, s: Setup) -> tuple[str, str]:
+    def _evaluate_if_due(self, s: Setup, epoch: int) -> tuple[str, str]:
+        """Evaluate the test split after `epoch` (from 1) when it is due: every eval_every epochs, and always after the
+        last. ("finished", "") to go on, or ("interrupted", why) when a stop came during it. It does not touch training:
+        evaluate_model uses no random numbers, and runs in eval mode (BatchNorm's running statistics are left alone)
+        under inference_mode, then puts the model back in train mode."""
+        if not self._evaluation_due(s, epoch):
+            return "finished", ""
         # in fp32 like `evaluate`, whatever the run trained in: a checkpoint's accuracy is the same number everywhere
         result = evaluate_model(
             s.model, s.test, s.classes, batch_size=EVAL_BATCH, tta=self.cfg.tta,
             on_progress=lambda d, t: self.emit_ui(ev.EvalProgress(d, t)), should_stop=self.should_stop,
         )
         if result is None:
-            return "interrupted", (f"stopped during the final evaluation; training is complete and its checkpoints are kept; "
-                                   f"evaluate with: resnet-tui --no-ui evaluate {self.run.path}")
-        self.emit(ev.EvalEnd(self.cfg.epochs, result))
+            return "interrupted", self._stopped_in_evaluation(epoch)
+        self.emit(ev.EvalEnd(epoch, result))
         return "finished", ""
+
+    def _evaluation_due(self, s: Setup, epoch: int) -> bool:
+        every = eval_every_epochs(self.cfg, s.device.type)
+        return epoch == self.cfg.epochs or (every > 0 and epoch % every == 0)
+
+    def _stopped_in_evaluation(self, epoch: int) -> str:
+        if epoch == self.cfg.epochs:
+            return (f"stopped during the final evaluation; training is complete and its checkpoints are kept; "
+                    f"evaluate with: resnet-tui --no-ui evaluate {self.run.path}")
+        return (f"stopped during the evaluation after epoch {epoch} (its checkpoint and resume state are saved); "
+                f"resume with: resnet-tui --no-ui train --resume {self.run.path}")
+
+    def _missed_evaluation(self, s: Setup, start: Position) -> tuple[str, str]:
+        """A run stopped or killed during the evaluation after an epoch resumes at the next epoch's first batch:
+        evaluate that epoch first, if it was due and is not recorded (a resume at the last epoch's end is the case
+        of a run stopped during its final evaluation)."""
+        k = start.epoch0
+        if not self.resume or start.batch0 != 0 or k == 0 or not self._evaluation_due(s, k):
+            return "finished", ""
+        if any(e.epoch == k for e in read_run(self.run.path).evals):
+            return "finished", ""
+        return self._evaluate_if_due(s, k)
 
 
 class EpochPass:
