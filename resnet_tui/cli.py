@@ -113,6 +113,9 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", help="a TOML file of config keys (named like the flags, with underscores); flags override it", metavar="FILE"),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="where the run is written [default: runs/<timestamp>]", metavar="DIR"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this run directory (optionally with a new --epochs)", metavar="RUN_DIR"),
+    notify: bool = typer.Option(True, "--notify/--no-notify", help="when the run ends (finished, failed or diverged), ring the terminal bell "
+                                "and send a desktop notification (OSC 9 and OSC 777; through tmux's passthrough inside tmux); "
+                                "never written when stdout is not a terminal"),
     **flags: Any,
 ) -> None:
     """Train the network. Flags override --config; defaults are the lab's."""
@@ -124,10 +127,10 @@ def train(
 
         run_path = run_dir or default_run_dir()
     if not State.no_ui:
-        _open_app(mode="train", config=cfg, run_dir=run_path, resume=resume is not None)
+        _open_app(mode="train", config=cfg, run_dir=run_path, resume=resume is not None, notify=notify)
         return
     _print_config_warnings(cfg)
-    code = run_headless_training(cfg, run_path, resume=resume is not None)
+    code = run_headless_training(cfg, run_path, resume=resume is not None, notify=notify)
     raise typer.Exit(code)
 
 
@@ -152,13 +155,14 @@ def _resume_config(resume: Path, flags: dict[str, Any], config: Optional[Path] =
     return resume_config(resume, {k: v for k, v in flags.items() if v is not None}), resume
 
 
-def run_headless_training(cfg: TrainConfig, run_path: Path, resume: bool = False) -> int:
+def run_headless_training(cfg: TrainConfig, run_path: Path, resume: bool = False, notify: bool = False) -> int:
     """Train with the headless printer. Ctrl+C and SIGTERM stop at the next batch, save, and exit 128+signal;
-    SIGHUP detaches (or stops, with --on-hangup stop). A closed pipe or a dead terminal never stops training."""
+    SIGHUP detaches (or stops, with --on-hangup stop). A closed pipe or a dead terminal never stops training.
+    notify: a desktop notification through the terminal when the run ends (not on a stop the user asked for)."""
     from resnet_tui.core.train import train as run_train
     from resnet_tui.headless import HeadlessPrinter, SignalStop
 
-    printer = HeadlessPrinter()
+    printer = HeadlessPrinter(notify=notify)
     with SignalStop(cfg.on_hangup, on_detach=printer.detach) as signals:
         try:
             end = run_train(cfg, run_path, printer, should_stop=signals.stop_requested, resume=resume)
@@ -324,6 +328,9 @@ def sweep(
     ctx: typer.Context,
     config: Optional[Path] = typer.Option(None, "--config", help="a TOML file of config keys for every run; the flags override it", metavar="FILE"),
     out: Optional[Path] = typer.Option(None, "--out", help="the sweep folder: one run directory per combination, and sweep.json [default: runs/sweep-<timestamp>]", metavar="SWEEP_DIR"),
+    notify: bool = typer.Option(True, "--notify/--no-notify", help="when the sweep has trained all its runs, ring the terminal bell "
+                                "and send a desktop notification (OSC 9 and OSC 777; through tmux's passthrough inside tmux); "
+                                "never written when stdout is not a terminal"),
     **flags: Any,
 ) -> None:
     """Train every combination of the values given (a grid), e.g. --optimizer sgd,adam --lr 0.1,0.01; rank the runs by test accuracy.
@@ -346,14 +353,15 @@ def sweep(
 
     check_out_dir(plan)
     if not State.no_ui:
-        _open_app(mode="sweep", plan=plan)
+        _open_app(mode="sweep", plan=plan, notify=notify)
         return
-    raise typer.Exit(run_headless_sweep(plan))
+    raise typer.Exit(run_headless_sweep(plan, notify=notify))
 
 
-def run_headless_sweep(plan: Any) -> int:
+def run_headless_sweep(plan: Any, notify: bool = False) -> int:
     """Run a sweep with plain log lines, then print the ranked table. Signals stop the current run(s), which save;
-    SIGHUP detaches (or stops, with --on-hangup stop), and a dead terminal never stops the sweep."""
+    SIGHUP detaches (or stops, with --on-hangup stop), and a dead terminal never stops the sweep.
+    notify: one desktop notification through the terminal when the sweep ends (not one per run)."""
     from resnet_tui.core import sweep as sw
     from resnet_tui.headless import HeadlessPrinter, SafeStream, SignalStop, lab_time
     from resnet_tui.report import print_sweep_table
@@ -404,6 +412,11 @@ def run_headless_sweep(plan: Any) -> int:
         say(f"runs and sweep.json in {plan.out}")
         if end.status != "finished":
             say("to continue: run the same sweep command again (finished runs are kept; an interrupted run resumes)")
+    if notify and end.status == "finished":  # a sweep the user stopped needs no word
+        from resnet_tui.notify import notify_terminal
+
+        done = sum(r.status == "finished" for r in end.results)
+        notify_terminal(out, f"sweep {plan.out} finished: {done}/{len(end.results)} runs finished")  # type: ignore[arg-type]
     if signals.exit_code is not None:
         return signals.exit_code
     if end.status != "finished":

@@ -83,10 +83,13 @@ def say(text: str) -> None:
 
 class HeadlessPrinter:
     """Consumes training events. `live` (stdout is a terminal) shows a progress bar instead of a line per batch.
-    Output that fails (EPIPE, EIO) stops, with one notice on stderr; the run goes on."""
+    Output that fails (EPIPE, EIO) stops, with one notice on stderr; the run goes on. `notify`: when the run finishes,
+    fails or diverges, ring the bell and send a desktop notification (resnet_tui.notify), if the output is a terminal."""
 
-    def __init__(self, out: IO[str] | None = None, live: bool | None = None):
+    def __init__(self, out: IO[str] | None = None, live: bool | None = None, notify: bool = False):
         self.out = SafeStream(out or sys.stdout, on_lost=self._lost)
+        self.notify = notify
+        self.last_eval: ev.EvalResult | None = None
         self.live = self.out.isatty() if live is None else live
         self.progress: Any = None
         self.task: Any = None
@@ -121,12 +124,24 @@ class HeadlessPrinter:
                 self.progress.update(self.task, completed=self.done_batches, loss=e.loss, epoch=e.epoch,
                                      ips=e.images / e.time if e.time > 0 else 0.0)
                 return
+        elif isinstance(e, ev.EvalEnd):
+            self.last_eval = e.result
         elif isinstance(e, ev.RunEnd):
             self._stop_progress()
-        for text in lab_lines(e):
+        for text in lab_lines(e, int(self.start.config["epochs"]) if self.start is not None else None):
             self.line(text)
         if isinstance(e, ev.TrainStart) and self.live and not self.out.lost:
             self._start_progress()
+        if isinstance(e, ev.RunEnd) and self.notify:
+            self._notify_end(e)
+
+    def _notify_end(self, end: ev.RunEnd) -> None:
+        from resnet_tui.notify import notify_terminal, run_end_text
+
+        accuracy = self.last_eval.accuracy if self.last_eval is not None else None
+        text = run_end_text(self.start.run_dir if self.start is not None else "", end.status, end.message, accuracy)
+        if text is not None:
+            notify_terminal(self.out, text)  # type: ignore[arg-type]
 
     def _start_progress(self) -> None:
         from rich.console import Console

@@ -88,7 +88,8 @@ class ResNetApp(App[Any]):
     def __init__(self, mode: str = "idle", config: TrainConfig | None = None, run_dir: str | Path | None = None,
                  resume: bool = False, checkpoint: str | None = None, runs_root: str | Path = "runs",
                  device_label: str | None = None, exit_when_done: bool = False, best_by: str | None = None,
-                 splits: tuple[Any, Any] | None = None, handle_signals: bool = False, plan: Any = None) -> None:
+                 splits: tuple[Any, Any] | None = None, handle_signals: bool = False, plan: Any = None,
+                 notify: bool = True) -> None:
         super().__init__()
         if mode not in APP_MODES:
             raise ValueError(f"mode: got {mode!r}, expected one of {', '.join(APP_MODES)}")
@@ -116,6 +117,8 @@ class ResNetApp(App[Any]):
         self.last_error = ""
         self._run_done = asyncio.Event()
         self._quit_when_stopped = False
+        self.notify_when_done = notify  # ring the bell and send a desktop notification when a run or sweep ends
+        self.notification_stream: Any = None  # where they go; None: the app's terminal, through its driver
 
     # The session's fields the app itself uses (and tests read), under their old names.
 
@@ -332,7 +335,22 @@ class ResNetApp(App[Any]):
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         self.run_end = message.end
+        from resnet_tui.notify import run_end_text
+
+        status, why = (message.end.status, message.end.message) if message.end is not None else ("failed", message.error)
+        acc = self.train_screen.eval_result
+        self._notify_terminal(run_end_text(str(self.current_run_dir), status, why, acc.accuracy if acc is not None else None))
         self._worker_done(message.error, "Training could not run", message.end)
+
+    def _notify_terminal(self, text: str | None) -> None:
+        """The bell and a desktop notification through the terminal (resnet_tui.notify), when on and there is news."""
+        from resnet_tui.notify import DriverOutput, notify_terminal
+
+        stream = self.notification_stream
+        if stream is None and not self.is_headless and self._driver is not None:
+            stream = DriverOutput(self._driver)
+        if self.notify_when_done and text is not None and stream is not None:
+            notify_terminal(stream, text)
 
     def _worker_done(self, error: str | None, title: str, end: Any) -> None:
         """A training or sweep worker has ended: report its error, wake waiters, quit if that was asked for."""
@@ -422,6 +440,10 @@ class ResNetApp(App[Any]):
 
     def on_sweep_done(self, message: SweepDone) -> None:
         self.sweep_end = message.end
+        end: Any = message.end
+        if end is not None and end.status == "finished":
+            done = sum(r.status == "finished" for r in end.results)
+            self._notify_terminal(f"sweep {self.sweep_plan.out} finished: {done}/{len(end.results)} runs finished")
         self._worker_done(message.error, "Sweep could not run", message.end)
 
     # ---------------------------------------------------------------- keys, quitting, commands
