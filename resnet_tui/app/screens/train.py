@@ -9,7 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Select, Static
 
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.state import ToggleTraining
@@ -34,7 +34,7 @@ class TrainScreen(AppScreen):
     TrainScreen.-tall #train-monitor > LogTail { height: 10; }
     """
     # The chart's keys. A text field takes letters as text (an Input handles its keys before any binding sees them),
-    # so typing "lr" into a field never toggles the chart.
+    # so typing "lr" into a field never toggles the chart; the footer leaves them out meanwhile (check_action).
     BINDINGS = [
         Binding("g", "chart('log')", "Log", tooltip="chart: log or linear loss axis"),
         Binding("w", "chart('window')", "Window", tooltip=f"chart: the last {WINDOW_BATCHES} batches, or the whole run"),
@@ -100,6 +100,12 @@ class TrainScreen(AppScreen):
             status.update("training: the form is locked until the run ends")
         else:
             status.update("")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "chart":  # offered (and shown in the footer) unless a form field has the keys
+            focused = self.focused
+            return focused is None or not any(isinstance(node, (Input, Select)) for node in focused.ancestors_with_self)
+        return True
 
     def action_chart(self, toggle: str) -> None:
         chart = self.monitor.chart
