@@ -19,12 +19,12 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import Input, Select, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from resnet_tui.core import events as ev
@@ -72,7 +72,7 @@ class ResNetApp(App[Any]):
         Binding("question_mark", "help", "Keys"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "leave_field", "Leave field",
-                tooltip="leave a text field, so that 1-5, s and q work again (also closes dialogs, and goes back from a run)"),
+                tooltip="leave a text field or a select, so that 1-5, s and q work again (also closes dialogs, and goes back from a run)"),
     ]
     EXTRA_KEYS = [  # keys that belong to widgets rather than to a BINDINGS list, for the help screen
         ("tab, shift+tab", "next / previous field or control"),
@@ -448,9 +448,20 @@ class ResNetApp(App[Any]):
 
     # ---------------------------------------------------------------- keys, quitting, commands
 
+    async def on_event(self, event: events.Event) -> None:
+        # A key comes back here, after the focused widget, to be offered to the bindings of the focused widget's
+        # ancestors, its screen and the app. Characters typed into a text field or a select are the field's: none of
+        # them starts training (s), evaluates (e) or switches screens (1-5). Space still opens a select; keys that are
+        # no characters (enter, arrows, escape, tab), priority bindings (ctrl+q, ctrl+p) and clicks on the footer
+        # (keys with no character) work as everywhere.
+        if isinstance(event, events.Key) and event.is_forwarded and event.is_printable and event.key != "space" \
+                and _in_field(self.focused):
+            return
+        await super().on_event(event)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "leave_field":  # only offered (and shown in the footer) while a text field has the keys
-            return isinstance(self.screen.focused, Input)
+        if action == "leave_field":  # only offered (and shown in the footer) while a text field or a select has the keys
+            return _in_field(self.screen.focused)
         return True
 
     def action_leave_field(self) -> None:
@@ -517,6 +528,11 @@ class ResNetApp(App[Any]):
 
         await self.switch_mode("evaluate")
         self.evaluate_screen.action_evaluate(PRETRAINED_URL)
+
+
+def _in_field(widget: Any) -> bool:
+    """Whether `widget` is a text field or part of a select (the select itself, or its open list)."""
+    return widget is not None and any(isinstance(w, (Input, TextArea, Select)) for w in (widget, *widget.ancestors))
 
 
 def run_app(mode: str = "idle", **kwargs: Any) -> Any:

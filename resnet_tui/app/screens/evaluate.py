@@ -1,5 +1,7 @@
 """Screen 4, Evaluate: evaluate a checkpoint (one of the current run's epochs, a path, or a URL such as the
 lab's published one) on the test split, with the confusion matrix, per-class scores and sample predictions.
+Enter on a confusion cell shows its images among the samples; the samples can be all, the wrong ones, one class,
+by index or shuffled with a seed, a page at a time.
 "Which" can instead choose the run's best epoch checkpoint, by its training loss (from metrics.jsonl) or by
 its eval loss (every epoch checkpoint evaluated, with progress), as `resnet-tui evaluate --best --by ...`."""
 
@@ -22,7 +24,8 @@ from resnet_tui.core.operations import EvalSource, run_dir_of
 from resnet_tui.core.runs import RunDir
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.state import ReportError
-from resnet_tui.app.widgets.confusion import EvalReport, PredictionGrid
+from resnet_tui.app.widgets.confusion import ConfusionTable, EvalReport
+from resnet_tui.app.widgets.samples import SampleGrid, SamplesPanel
 
 PRETRAINED_LABEL = "the lab's published checkpoint (200 epochs; downloads)"
 WHICH_OPTIONS = [("the run's best epoch by train loss", "train_loss"),
@@ -58,6 +61,9 @@ class EvaluateScreen(AppScreen):
     BINDINGS = [
         Binding("e", "evaluate", "Evaluate"),
         Binding("x", "cancel", "Cancel eval", show=False),
+        # the results scroll from anywhere (the path field, a select); the focused results scroll themselves
+        Binding("pagedown", "scroll_results(1)", "Scroll results", show=False),
+        Binding("pageup", "scroll_results(-1)", "Scroll results", show=False),
     ]
 
     class Progress(Message):
@@ -93,8 +99,7 @@ class EvaluateScreen(AppScreen):
             yield Static("", id="eval-status")
         with VerticalScroll(id="eval-results"):
             yield EvalReport(id="eval-report")
-            yield Label("", id="predictions-title")
-            yield PredictionGrid(id="prediction-grid")
+            yield SamplesPanel(id="samples")
 
     def on_mount(self) -> None:
         self.query_one("#eval-status", Static).update("No evaluation yet.")
@@ -234,17 +239,28 @@ class EvaluateScreen(AppScreen):
         await self.show_result(message.result, message.split, message.source, message.note)
         self.notify(f"accuracy {message.result.accuracy:.2%} on {message.result.n:,} test images", title="Evaluation")
 
-    async def show_result(self, result: Any, split: Any, source: str, note: str = "") -> None:
-        """Show an EvalResult; `split` (the evaluated test split, in order) gives the sample images."""
+    async def show_result(self, result: Any, split: Any, source: str, note: str = "", focus: bool = True) -> None:
+        """Show an EvalResult; `split` (the evaluated test split, in order) gives the sample images. The confusion
+        table takes the focus (its cursor is on the largest mistake; Enter shows those images)."""
         self.result = result
         bar = self.query_one("#eval-progress", ProgressBar)
         bar.update(total=max(result.n, 1), progress=result.n)
         self._status(Text.assemble("Evaluated ", (source, "bold"), f" ({note})" if note else ""))
         self.query_one(EvalReport).show(result)
-        grid = self.query_one(PredictionGrid)
-        if split is not None and result.predictions:
-            self.query_one("#predictions-title", Label).update("Sample predictions (✗ = wrong)")
-            await grid.show(split.images, result.labels, result.predictions, result.classes)
+        await self.query_one(SamplesPanel).show_result(result, split.images if split is not None else [])
+        if focus:  # the results from their top: the summary line first
+            self.query_one(ConfusionTable).focus(scroll_visible=False)
+            self.query_one("#eval-results", VerticalScroll).scroll_home(animate=False)
+
+    async def on_confusion_table_cell_chosen(self, message: ConfusionTable.CellChosen) -> None:
+        """Enter on a confusion cell: exactly its images, in the sample grid (focused, so [ ] page through them)."""
+        await self.query_one(SamplesPanel).show_cell(message.true_class, message.pred_class)
+        self.query_one(SampleGrid).focus(scroll_visible=False)
+        self.call_after_refresh(lambda: self.query_one("#samples").scroll_visible(top=True, animate=False))
+
+    def action_scroll_results(self, pages: int) -> None:
+        results = self.query_one("#eval-results", VerticalScroll)
+        if pages > 0:
+            results.scroll_page_down(animate=False)
         else:
-            self.query_one("#predictions-title", Label).update("")
-            await grid.show([], [], [], [])
+            results.scroll_page_up(animate=False)
