@@ -17,6 +17,7 @@ from textual.app import App
 from textual.message import Message
 
 from resnet_tui.core.config import ConfigError, TrainConfig, parse_field
+from resnet_tui.core.config_checks import cross_field_warnings
 
 
 class FormState:
@@ -34,6 +35,12 @@ class FormState:
         """The form's config, or None while a field is invalid."""
         return None if self.errors else TrainConfig(**self.values)
 
+    @property
+    def warnings(self) -> dict[str, str]:
+        """Field name -> a line of config_checks' cross-field warnings (training can still start), for the valid
+        fields: an invalid one shows its error instead."""
+        return {name: line for name, line in cross_field_warnings(self.values).items() if name not in self.errors}
+
     def set(self, name: str, raw: Any, label: str) -> str | None:
         """Parse `raw` (text or a choice) into field `name`; the error line (named by `label`) or None."""
         try:
@@ -44,11 +51,6 @@ class FormState:
             self.errors.pop(name, None)
         self._settled()
         return self.errors.get(name)
-
-    def set_parsed(self, name: str, value: Any) -> None:
-        """A value that is valid already (a preset's fields the form does not show)."""
-        self.values[name] = value
-        self._settled()
 
     def load(self, cfg: TrainConfig) -> None:
         self.values = cfg.to_dict()

@@ -97,7 +97,8 @@ async def test_choosing_a_preset_fills_the_fields_which_stay_editable(tmp_path):
         await type_into(pilot, app, "epochs", "3")
         cfg = form.config
         assert cfg is not None and cfg.epochs == 3 and cfg.preset == "fast"
-        assert cfg.nesterov and cfg.augment and cfg.schedule == "warmup-linear"  # set by the preset, not on the form
+        assert cfg.nesterov and cfg.augment and cfg.schedule == "warmup-linear"  # set by the preset, shown on the form
+        assert (form.value_text("nesterov"), form.value_text("augment"), form.value_text("schedule")) == ("on", "on", "warmup-linear")
         # back to lab: the lab's values again
         preset.value = "lab"
         await wait_for(pilot, lambda: form.value_text("momentum") == "0", 5, "the lab preset's momentum")
