@@ -59,7 +59,7 @@ def assert_shows(view: ImageView, image, zoom: int, x: int, y: int) -> None:
     assert np.array_equal(drawn_pixels(view)[:height], expected)
 
 
-async def test_a_zoomed_image_pans_over_its_pixels_with_hjkl_and_the_arrows_clamped_at_the_edges(cifar_dir):
+async def test_a_zoomed_image_pans_over_its_pixels_by_keys_and_mouse_clamped_at_the_edges(cifar_dir):
     app = ResNetApp(config=TrainConfig(data=str(cifar_dir), limit_train=100, limit_eval=50), runs_root="runs", device_label="CPU")
     train = load_split(str(cifar_dir), "train", limit=100)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -99,6 +99,11 @@ async def test_a_zoomed_image_pans_over_its_pixels_with_hjkl_and_the_arrows_clam
         await pilot.press("z")
         assert_shows(view, train.images[2], 3, (96 - 46) // 2, (96 - 38) // 2)
         assert box.border_subtitle == "zoom 3x · view 25,29 of 96x96"
+        # the mouse drags the image: 4 cells left and 2 rows up shows what lay 4 pixels right and 4 below
+        await pilot.mouse_down(view, offset=(20, 10))
+        await pilot.hover(view, offset=(16, 8))
+        await pilot.mouse_up(view, offset=(16, 8))
+        assert_shows(view, train.images[2], 3, 25 + 4, 29 + 4)
         # fit: nothing to pan; a focused image lets left/right browse
         await pilot.press("z")
         view.focus()
