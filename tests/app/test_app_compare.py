@@ -1,5 +1,5 @@
 """Comparing runs on the Runs screen: Space marks runs (sweep runs included), c overlays their loss curves
-in one chart with a legend, m toggles the smoothing, and a table lists their final numbers."""
+in one chart with a legend, m toggles the smoothing, and a table lists the hyperparameters that differ and the final numbers."""
 
 from __future__ import annotations
 
@@ -90,12 +90,18 @@ async def test_marked_runs_are_overlaid_with_a_legend_smoothing_toggles_and_the_
         drawn = chart.plt.build()
         assert "skip=off" in drawn and "20261128-100000" in drawn
 
-        # the table of final numbers: one row per run
-        rows = {str(r[0]): [str(c) for c in r] for r in (compare.query_one(DataTable).get_row_at(i) for i in range(3))}
-        assert set(rows) == set(wanted)
-        assert rows["20261128-100000"] == ["20261128-100000", "sgd", "0.001", "2,2,2", "on", "2/2", "2.1750", "50.00%", "1.2345", "finished"]
-        assert rows["sweep-20261128-140000/skip=off"][4] == "off (plain)" and rows["sweep-20261128-140000/skip=off"][6] == "2.4000"
-        assert rows["sweep-20261128-140000/skip=on"][7] == "40.00%"
+        # the table: a column per run (in the list's order), the hyperparameters that differ, then the final numbers
+        table = compare.query_one(DataTable)
+        order = [str(c.path.relative_to(runs_root)) for c in compare.curves]
+        assert [str(table.columns[k].label) for k in list(table.columns)[1:]] == [name.split("/")[-1] for name in order]
+        rows = {str(table.get_row_at(i)[0]): dict(zip(order, map(str, table.get_row_at(i)[1:]))) for i in range(table.row_count)}
+        assert list(rows) == ["epochs", "skip", "Accuracy", "NLL", "Epochs done", "img/s", "Train loss", "Status"]
+        assert rows["skip"] == {"20261128-100000": "on", "sweep-20261128-140000/skip=on": "on", "sweep-20261128-140000/skip=off": "off (plain)"}
+        assert rows["epochs"]["20261128-100000"] == "2" and rows["epochs"]["sweep-20261128-140000/skip=on"] == "1"
+        lab = {k: v["20261128-100000"] for k, v in rows.items()}
+        assert lab == {"epochs": "2", "skip": "on", "Accuracy": "50.00%", "NLL": "1.2345", "Epochs done": "2/2", "img/s": "256",
+                       "Train loss": "2.1750", "Status": "finished"}
+        assert rows["Train loss"]["sweep-20261128-140000/skip=off"] == "2.4000" and rows["Accuracy"]["sweep-20261128-140000/skip=on"] == "40.00%"
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "the list again")
 

@@ -1,5 +1,6 @@
 """Comparing runs (opened from the Runs screen with c): their per-batch loss curves overlaid in one chart,
-smoothed (m toggles the smoothing), with a legend of the run names, and a table of their final numbers.
+smoothed (m toggles the smoothing), with a legend of the run names, and above it a table with a column per run: the
+hyperparameters that differ between them (only those), then each run's final numbers (accuracy, NLL, epochs, img/s).
 
 The runs are read from their metrics.jsonl in a worker thread (a long run has tens of thousands of lines);
 every curve is smoothed over its own length and downsampled to at most MAX_POINTS before plotting.
@@ -24,6 +25,7 @@ from textual_plotext import PlotextPlot
 from resnet_tui.core.records import read_run
 from resnet_tui.core.runs import RunSummary, summarize
 from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.app.screens.runs import status_text
 from resnet_tui.app.widgets.loss_chart import MAX_POINTS, bucket
 from resnet_tui.plain_text import plain, printable
 
@@ -90,18 +92,53 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def final_row(c: RunCurve) -> tuple[Any, ...]:
-    s = c.summary
-    epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs is not None else str(s.epochs_done)
-    from resnet_tui.app.screens.runs import status_text
+# The chart's colours (plotext names) as Rich colours, so that a run's column header has its curve's colour
+RICH_COLORS = {"orange": "dark_orange"}
+MAX_LABEL = 20  # a run's column header, in cells: the runs' columns fit 80 columns for 3 runs
 
-    return (  # strings from the runs' files are Text: a DataTable would read a str as markup
-        plain(c.label), plain(s.optimizer or "?"), f"{s.lr:g}" if isinstance(s.lr, (int, float)) else "?", c.layers, c.skip, epochs,
-        f"{c.train_loss:.4f}" if c.train_loss is not None else "-",
-        f"{s.accuracy:.2%}" if isinstance(s.accuracy, (int, float)) else "-",
-        f"{c.nll:.4f}" if c.nll is not None else "-",
-        status_text(s.status),
-    )
+
+def config_text(field: str, value: Any) -> str:
+    """A config value as the diff table shows it: on/off, layers as 2,2,2, numbers as short as they read."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return ("on" if value else "off (plain)") if field == "skip" else "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def differing_fields(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """The config fields whose values are not the same in every config (FIELDS' order, then other keys by name)."""
+    from resnet_tui.core.config import FIELDS
+
+    names = [f.name for f in FIELDS]
+    names += sorted({k for c in configs for k in c} - set(names))
+    return [n for n in names if len({config_text(n, c.get(n)) for c in configs}) > 1]
+
+
+# The final numbers of a run: (row key, label, its text)
+RESULT_ROWS: tuple[tuple[str, str, Any], ...] = (
+    ("accuracy", "Accuracy", lambda c: f"{c.summary.accuracy:.2%}" if isinstance(c.summary.accuracy, (int, float)) else "-"),
+    ("nll", "NLL", lambda c: f"{c.nll:.4f}" if c.nll is not None else "-"),
+    ("epochs", "Epochs done", lambda c: f"{c.summary.epochs_done}/{c.summary.epochs}" if c.summary.epochs is not None else str(c.summary.epochs_done)),
+    ("images_per_sec", "img/s", lambda c: f"{c.summary.images_per_sec:.0f}" if c.summary.images_per_sec is not None else "-"),
+    ("train_loss", "Train loss", lambda c: f"{c.train_loss:.4f}" if c.train_loss is not None else "-"),
+    ("status", "Status", lambda c: status_text(c.summary.status)),
+)
+
+
+def column_labels(curves: Sequence[RunCurve]) -> list[str]:
+    """Each run's column header: its folder's name where that tells the runs apart (skip=on, not sweep-.../skip=on),
+    else its whole name; a long one keeps its start and end."""
+    from resnet_tui.app.screens.runs import shorten
+
+    names = [c.path.name for c in curves]
+    if len(set(names)) < len(names):
+        names = [c.label for c in curves]
+    return [shorten(n, MAX_LABEL) for n in names]
 
 
 class CompareChart(PlotextPlot):
@@ -142,7 +179,7 @@ class CompareChart(PlotextPlot):
 
 class CompareScreen(AppScreen):
     NAV = "runs"
-    AUTO_FOCUS = "#compare-table"
+    AUTO_FOCUS = "#compare-diff"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back to runs"),
         Binding("m", "toggle_smoothing", "Smoothing"),
@@ -155,16 +192,18 @@ class CompareScreen(AppScreen):
         self.curves: list[RunCurve] = []
         self.smoothed = True
         self.loaded = False
+        self.diff_fields: list[str] = []  # the config fields that differ between the runs: the table's first rows
+
+    DEFAULT_CSS = """
+    CompareScreen #compare-diff { height: auto; max-height: 50%; }
+    """
 
     def compose_body(self) -> ComposeResult:
         yield Static(f"Comparing {len(self.runs)} runs… (reading their metrics)", id="compare-title")
+        yield DataTable(id="compare-diff", cursor_type="none", zebra_stripes=True)
         yield CompareChart(id="compare-chart")
-        yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for label in ("Run", "Optimizer", "LR", "Layers", "Skip", "Epochs", "Train loss", "Accuracy", "NLL", "Status"):
-            table.add_column(label, key=label)
         self._load(self.runs)
 
     @property
@@ -183,10 +222,17 @@ class CompareScreen(AppScreen):
 
     def _show(self, curves: list[RunCurve]) -> None:
         self.curves = curves
+        self.diff_fields = differing_fields([c.summary.config for c in curves])
         table = self.query_one(DataTable)
-        table.clear()
-        for c in curves:
-            table.add_row(*final_row(c), key=str(c.path))
+        table.clear(columns=True)
+        table.add_column("", key="field")
+        for i, (c, label) in enumerate(zip(curves, column_labels(curves))):
+            color = COLORS[i % len(COLORS)]
+            table.add_column(Text(label, style=f"bold {RICH_COLORS.get(color, color)}"), key=str(c.path))
+        for name in self.diff_fields:
+            table.add_row(Text(name, style="bold"), *(plain(config_text(name, c.summary.config.get(name))) for c in curves), key=f"config:{name}")
+        for key, label, text in RESULT_ROWS:
+            table.add_row(Text(label, style="dim"), *(text(c) for c in curves), key=f"result:{key}")
         self.chart.show(curves, self.smoothed)
         self.loaded = True
         self._title()
@@ -194,7 +240,9 @@ class CompareScreen(AppScreen):
     def _title(self) -> None:
         t = Text()
         t.append(f"Comparing {len(self.curves)} runs", style="bold")
-        t.append(" · train loss per batch, " + ("smoothed (exponential moving average)" if self.smoothed else "raw"))
+        n = len(self.diff_fields)
+        t.append(f" · {n} hyperparameter{'s differ' if n != 1 else ' differs'}" if n else " · the same hyperparameters")
+        t.append(" · train loss per batch, " + ("smoothed" if self.smoothed else "raw"))
         t.append("   m: smoothing · Esc: back", style="dim")
         self.query_one("#compare-title", Static).update(t)
 

@@ -20,6 +20,24 @@ from resnet_tui.app.widgets.run_monitor import RunMonitor
 from resnet_tui.plain_text import plain, printable
 
 COLUMNS = ("#", "Run", "Status", "Epoch", "Batch", "Loss", "Accuracy", "NLL")
+# The widest cell each column can get as its runs progress ("#" becomes "Rank"; "interrupted"; 391/391; 12.3456;
+# 100.00%), so that the columns that fit are chosen once and no cell is ever cut; the least telling give way first.
+WIDEST = {"#": 4, "Status": 11, "Batch": 7, "Loss": 7, "Accuracy": 8, "NLL": 7}
+GIVE_WAY = ("NLL", "Loss", "Batch")
+CELL_PADDING = 2
+
+
+def fit_columns(names: list[str], epochs: int, width: int) -> tuple[list[str], int | None]:
+    """The columns that fit `width` cells, and the width the run names are shortened to if even those do not (None: full)."""
+    widths = {**WIDEST, "Run": max([3, *map(len, names)]), "Epoch": max(5, 2 * len(str(epochs)) + 1)}
+    shown = list(COLUMNS)
+    total = sum(widths[c] + CELL_PADDING for c in shown)
+    for column in GIVE_WAY:
+        if total <= width:
+            break
+        shown.remove(column)
+        total -= widths[column] + CELL_PADDING
+    return shown, (None if total <= width else max(12, widths["Run"] - (total - width)))
 
 
 class RowState:
@@ -57,6 +75,8 @@ class SweepScreen(AppScreen):
         self.current: int | None = None
         self.end: sw.SweepFinished | None = None
         self.ranked: list[sw.SweepResult] = []
+        self.shown: list[str] = list(COLUMNS)  # the columns that fit (fit_columns)
+        self.run_width: int | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="sweep-title")
@@ -64,13 +84,36 @@ class SweepScreen(AppScreen):
         yield RunMonitor(idle_text="Waiting for the first run…", stop_hint="s stops the sweep", id="sweep-monitor")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for label in COLUMNS:
-            table.add_column(label, key=label)
-        for r in self.rows:
-            table.add_row(*r.cells(), key=str(r.index))
+        self._build_table()
         self.query_one(RunMonitor).border_title = "Current run"
         self._title()
+
+    def on_resize(self, event: Any) -> None:
+        super().on_resize(event)
+        if self.is_mounted:
+            self._build_table()
+
+    def _build_table(self) -> None:
+        """The columns that fit the screen, and every row (ranked once the sweep has ended)."""
+        table = self.query_one(DataTable)
+        epochs = max((p.config.epochs for p in self.plan.points), default=1)
+        width = self.app.size.width - (table.styles.scrollbar_size_vertical if len(self.rows) + 1 > 8 else 0)  # max-height: 8
+        self.shown, self.run_width = fit_columns([r.name for r in self.rows], epochs, width)
+        table.clear(columns=True)
+        for label in self.shown:
+            table.add_column("Rank" if label == "#" and self.end is not None else label, key=label)
+        order = [(r.index, rank) for rank, r in enumerate(self.ranked, start=1)] if self.end is not None else [(r.index, None) for r in self.rows]
+        for index, rank in order:
+            table.add_row(*self._cells(index, rank), key=str(index))
+
+    def _cells(self, index: int, rank: int | None = None) -> list[Any]:
+        """The row's cells of the columns shown; a long run name keeps its start and end."""
+        from resnet_tui.app.screens.runs import shorten
+
+        cells = dict(zip(COLUMNS, self.rows[index].cells(rank)))
+        if self.run_width is not None:
+            cells["Run"] = plain(shorten(self.rows[index].name, self.run_width))
+        return [cells[c] for c in self.shown]
 
     @property
     def monitor(self) -> RunMonitor:
@@ -147,8 +190,8 @@ class SweepScreen(AppScreen):
         else:
             table = self.query_one(DataTable)
             for i in changed:
-                for label, cell in zip(COLUMNS, self.rows[i].cells()):
-                    table.update_cell(str(i), label, cell)
+                for label, cell in zip(self.shown, self._cells(i)):
+                    table.update_cell(str(i), label, cell, update_width=True)
         self._title()
 
     def _from_result(self, r: "sw.SweepResult") -> None:
@@ -164,11 +207,7 @@ class SweepScreen(AppScreen):
     def _show_ranked(self) -> None:
         assert self.end is not None
         self.ranked = self.end.ranked()
-        table = self.query_one(DataTable)
-        table.clear()
-        table.columns["#"].label = Text("Rank")
-        for rank, r in enumerate(self.ranked, start=1):
-            table.add_row(*self.rows[r.index].cells(rank), key=str(r.index))
+        self._build_table()
 
     def action_back(self) -> None:
         if self.end is None:
