@@ -1,5 +1,5 @@
-"""Snapshots of the Evaluate screen with a confusion cell selected, at 80x24 and 120x40 in truecolor, at 80x24 in the
-8 standard colours (TERM=xterm), and 120x40 with a cell's images opened; and the table's reading without colour.
+"""Snapshots of the Evaluate screen with a confusion cell selected, at 80x24 and 120x40 in truecolor and at 80x24 in
+the 8 standard colours (TERM=xterm); and the table's reading without colour (NO_COLOR).
 
 The content is fixed: 60 real test images (a fixed relative path to the shared data) and a fixed EvalResult with
 seeded probabilities (no model is run, so no float differs between machines). The colour system is pinned: the
@@ -86,17 +86,6 @@ def test_evaluate_with_a_cell_selected(snap_compare, size, data_link, monkeypatc
 def test_evaluate_with_a_cell_selected_in_8_colours(snap_compare, data_link, monkeypatch):
     colour_system(monkeypatch, "standard")
     assert snap_compare(evaluate_app(data_link), terminal_size=(80, 24), run_before=lambda pilot: select_a_cell(pilot, data_link))
-
-
-def test_evaluate_with_a_cells_images_opened(snap_compare, data_link, monkeypatch):
-    colour_system(monkeypatch, "truecolor")
-
-    async def open_cell(pilot) -> None:
-        await select_a_cell(pilot, data_link)
-        await pilot.press("enter")
-        await pilot.pause(0.2)
-
-    assert snap_compare(evaluate_app(data_link), terminal_size=(120, 40), run_before=open_cell)
 
 
 async def test_without_colour_each_cell_has_a_shade_after_its_number(data_link, monkeypatch):

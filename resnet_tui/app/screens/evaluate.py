@@ -57,7 +57,9 @@ def _composed(select: Select) -> bool:
 
 class EvaluateScreen(AppScreen):
     NAV = "evaluate"
-    AUTO_FOCUS = "#checkpoint-choice"
+    # Not a select: characters typed into one are its own (1-5 would not leave the screen); Enter or e evaluates
+    # the chosen checkpoint, shift+tab reaches the path and the list
+    AUTO_FOCUS = "#evaluate-button"
     BINDINGS = [
         Binding("e", "evaluate", "Evaluate"),
         Binding("x", "cancel", "Cancel eval", show=False),
@@ -98,7 +100,7 @@ class EvaluateScreen(AppScreen):
             yield ProgressBar(total=1, show_eta=False, id="eval-progress")
             yield Static("", id="eval-status")
         with VerticalScroll(id="eval-results"):
-            yield EvalReport(id="eval-report")
+            yield EvalReport(drill_down=True, id="eval-report")
             yield SamplesPanel(id="samples")
 
     def on_mount(self) -> None:

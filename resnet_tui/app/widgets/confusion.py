@@ -85,10 +85,14 @@ class ConfusionTable(Widget, can_focus=True):
         def control(self) -> "ConfusionTable":
             return self.table
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, drill_down: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.result: Any = None
         self.cursor = (0, 0)  # (true class, predicted class)
+        self.drill_down = drill_down  # whether Enter offers the cell's images (a run's view has none to show)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.drill_down if action == "choose" else True
 
     # ------------------------------------------------------------ state
 
@@ -120,7 +124,7 @@ class ConfusionTable(Widget, can_focus=True):
         if cell is None:
             return
         self.move_to(*cell)
-        if event.chain >= 2:
+        if event.chain >= 2 and self.drill_down:
             self.action_choose()
 
     def cell_at(self, offset: Any) -> tuple[int, int] | None:
@@ -194,7 +198,7 @@ class ConfusionTable(Widget, can_focus=True):
         t.append(" → ")
         t.append_text(plain(r.classes[pred_class], "bold"))
         t.append(f": {count} image{'s' if count != 1 else ''}" + (f", {count / total:.0%} of the row" if total else ""))
-        t.append(" · Enter shows them" if self.has_focus else "", style="dim")
+        t.append(" · Enter shows them" if self.has_focus and self.drill_down else "", style="dim")
         return t
 
     def legend(self, mode: str) -> Text:
@@ -247,9 +251,13 @@ class EvalReport(Vertical):
     EvalReport > ConfusionTable { margin-bottom: 1; }
     """
 
+    def __init__(self, drill_down: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.drill_down = drill_down  # Enter on a confusion cell asks for its images (ConfusionTable.CellChosen)
+
     def compose(self) -> ComposeResult:
         yield Static("", id="eval-summary")
-        yield ConfusionTable(id="confusion")
+        yield ConfusionTable(drill_down=self.drill_down, id="confusion")
         yield Static("", id="per-class")
 
     def show(self, result: Any | None) -> None:
