@@ -239,6 +239,8 @@ class RunMonitor(Vertical):
             text.append("\n")
             text.append_text(settings_line(c))
         self._set_text("#run-header", text)
+        # below 40 rows the lines are cut to fit (TrainScreen's CSS): the mouse shows them whole
+        self.query_one("#run-header", Static).tooltip = text if p.start is not None else None
 
     def _render_progress(self) -> None:
         p = self.progress
