@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Input, Static
 
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.run_filter import RunFilter, parse_filter
+from resnet_tui.core.run_filter import run_name as core_run_name
 from resnet_tui.core.runs import RunSummary, default_descending, list_runs, sort_runs
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.state import ResumeRun
@@ -40,10 +41,7 @@ def status_text(status: str) -> Text:
 
 def run_name(s: RunSummary, root: Path) -> str:
     """The run's folder below the runs root (sweep-.../optimizer=adam,lr=0.01 for a run of a sweep)."""
-    try:
-        return str(s.path.relative_to(root))
-    except ValueError:
-        return s.path.name
+    return core_run_name(s.path, root)
 
 
 def _fmt(x: Any, spec: str) -> str:
@@ -64,6 +62,12 @@ class Column:
     cell: Cell
     short_label: str | None = None
     short_cell: Cell | None = None
+
+    def label(self, short: bool = False) -> str:
+        return self.short_label if short and self.short_label else self.key
+
+    def cell_of(self, short: bool = False) -> Cell:
+        return self.short_cell if short and self.short_cell else self.cell
 
 
 COLUMNS = (
@@ -112,8 +116,8 @@ def fit_columns(rows: list[tuple[RunSummary, str]], width: int, sort_key: str, d
 
     def column_width(key: str, short: bool) -> int:
         col = COLUMN_BY_KEY[key]
-        label = (col.short_label if short and col.short_label else key) + (f" {sort_arrow(descending)}" if key == sort_key else "")
-        cell = col.short_cell if short and col.short_cell else col.cell
+        label = col.label(short) + (f" {sort_arrow(descending)}" if key == sort_key else "")
+        cell = col.cell_of(short)
         return max([cell_len(label), 1, *(cell_len(_plain(cell(s, name))) for s, name in rows)]) + CELL_PADDING
 
     shown = {c.key: False for c in COLUMNS}
@@ -155,7 +159,7 @@ def run_row(s: RunSummary, root: Path | None = None, marked: bool = False, layou
         elif key == "Run" and layout is not None and layout.run_width is not None:
             cells.append(plain(shorten(name, layout.run_width)))
         else:
-            cells.append((col.short_cell if short and col.short_cell else col.cell)(s, name))
+            cells.append(col.cell_of(short)(s, name))
     return tuple(cells)
 
 
@@ -243,10 +247,9 @@ class RunsScreen(AppScreen):
         self.table_layout = fit_columns(rows, self._table_width(len(rows)), self.sort_key, self.descending)
         table.clear(columns=True)
         for key, short in self.table_layout.shown.items():
-            col = COLUMN_BY_KEY[key]
-            label = (col.short_label if short and col.short_label else key)
-            table.add_column(Text(f"{label} {sort_arrow(self.descending)}" if key == self.sort_key else label,
-                                  style="bold" if key == self.sort_key else ""), key=key)
+            label = COLUMN_BY_KEY[key].label(short)
+            sorted_here = key == self.sort_key
+            table.add_column(Text(f"{label} {sort_arrow(self.descending)}" if sorted_here else label, style="bold" if sorted_here else ""), key=key)
         for s in self.summaries:
             table.add_row(*run_row(s, root, s.path in self.marked, self.table_layout), key=str(s.path))
         self._render_info()
