@@ -27,6 +27,7 @@ class TrainScreen(AppScreen):
     # ended the progress bar (the status line says where it stopped) and the machine make room for the end's lines.
     # A long end message (a resume command with a long path) can still push the log down: the chart keeps its rows.
     DEFAULT_CSS = """
+    #train-monitor > LossChart { min-height: 8; }
     TrainScreen.-normal-height #train-monitor > #run-header { text-wrap: nowrap; text-overflow: ellipsis; }
     TrainScreen.-normal-height #train-monitor > LogTail { height: 3; }
     TrainScreen.-normal-height #train-monitor.-ended > ProgressBar { display: none; }

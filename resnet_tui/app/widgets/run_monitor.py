@@ -84,7 +84,6 @@ class RunMonitor(Vertical):
     RunMonitor { height: 1fr; }
     RunMonitor > #run-header, RunMonitor > #progress-text, RunMonitor > #epoch-losses { height: auto; }
     RunMonitor > ProgressBar { height: 1; }
-    RunMonitor > LossChart { min-height: 8; }
     RunMonitor > LogTail { height: 5; border-top: solid $primary 40%; }
     """
 
