@@ -63,7 +63,7 @@ class ConfusionTable(Widget, can_focus=True):
     posts CellChosen. It starts on the largest mistake."""
 
     DEFAULT_CSS = """
-    ConfusionTable { width: 1fr; height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
+    ConfusionTable { width: 1fr; height: auto; text-wrap: nowrap; text-overflow: ellipsis; display: none; }
     ConfusionTable:focus { background: $accent 12%; }
     """
     BINDINGS = [
@@ -100,6 +100,7 @@ class ConfusionTable(Widget, can_focus=True):
         self.result = result
         if result is not None:
             self.cursor = largest_mistake(result.confusion)
+        self.display = result is not None  # nothing to focus before there is a result
         self.refresh(layout=True)
 
     def move_to(self, true_class: int, pred_class: int) -> None:

@@ -98,7 +98,7 @@ class SamplesPanel(Vertical):
     page, and the grid of cards. `show_result` fills it; `show_cell` shows one confusion cell."""
 
     DEFAULT_CSS = """
-    SamplesPanel { height: auto; }
+    SamplesPanel { height: auto; display: none; }
     SamplesPanel > #samples-controls { height: 1; margin-bottom: 1; }
     SamplesPanel > #samples-controls > Label { margin: 0 1 0 0; color: $text-muted; }
     SamplesPanel #sample-mode { width: 26; margin-right: 2; }
@@ -167,6 +167,7 @@ class SamplesPanel(Vertical):
     async def refill(self, page: int = 0) -> None:
         """Choose the images again (mode, order, seed) and show page `page`."""
         usable = self.result is not None and self.result.predictions and len(self.images) >= len(self.result.predictions)
+        self.display = bool(usable)  # a result read back from metrics.jsonl has no predictions to show
         self.indices = select_samples(self.result, self.mode, self.order, self.seed) if usable else []
         await self.show_page(page)
 
