@@ -39,7 +39,8 @@ class TrainScreen(AppScreen):
     BINDINGS = [
         Binding("g", "chart('log')", "Log", tooltip="chart: log or linear loss axis"),
         Binding("w", "chart('window')", "Window", tooltip=f"chart: the last {WINDOW_BATCHES} batches, or the whole run"),
-        Binding("m", "chart('smoothing')", "Smooth", tooltip="chart: smoothing on/off (moving average; the raw loss gray behind it)"),
+        Binding("m", "chart('smoothing')", "Smooth",
+                tooltip="chart: smoothing on/off (moving average; the raw loss gray behind it)"),
         Binding("r", "chart('lr')", "LR", tooltip="chart: the learning rate on the right axis instead of the test accuracy"),
     ]
 
@@ -110,7 +111,9 @@ class TrainScreen(AppScreen):
 
     def action_chart(self, toggle: str) -> None:
         chart = self.monitor.chart
-        {"log": chart.toggle_log, "window": chart.toggle_window, "smoothing": chart.toggle_smoothing, "lr": chart.toggle_lr}[toggle]()
+        toggles = {"log": chart.toggle_log, "window": chart.toggle_window, "smoothing": chart.toggle_smoothing,
+                   "lr": chart.toggle_lr}
+        toggles[toggle]()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":

@@ -231,7 +231,9 @@ class LossChart(PlotextPlot):
         ticks = log_ticks(10 ** low, 10 ** high)
         self.plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
 
-    def _series(self, name: str, xs: list[float], ys: list[float], color: str, yside: str = "left", points: bool = False) -> None:
+    def _series(self, name: str, xs: list[float], ys: list[float], color: str, yside: str = "left",
+                points: bool = False) -> None:
+        """Plot one series (and remember it in `series`); points: a dot at each value, joined by a line."""
         self.series[name] = (xs, ys)
         if self.log_y and yside == "left":
             # plotext's own log scale transforms its data in place at every build, and a widget is rendered more

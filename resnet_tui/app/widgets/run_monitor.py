@@ -68,7 +68,8 @@ def setting_text(value: Any) -> str:
 
 
 def settings_line(config: dict[str, Any]) -> Text:
-    """`Settings vs lab: epochs 5 · batch_size 64 · lr 0.05`: each learning setting that is not the lab preset's (or `the lab preset`)."""
+    """`Settings vs lab: epochs 5 · batch_size 64 · lr 0.05`: each learning setting that is not the lab preset's
+    (or `the lab preset`)."""
     line = Text("Settings ", style="bold")
     changed = differences_from_lab(config)
     if not changed:
@@ -252,7 +253,8 @@ class RunMonitor(Vertical):
             text.append(f" · batch {p.batch}/{p.batches_per_epoch}")
             if p.end is None:  # the speed of the last few seconds, and the time left at it
                 eta = p.eta_seconds
-                text.append(f" · {p.recent_images_per_sec:,.0f} img/s · ETA {fmt_duration(eta) if math.isfinite(eta) else '?'}")
+                eta_text = fmt_duration(eta) if math.isfinite(eta) else "?"
+                text.append(f" · {p.recent_images_per_sec:,.0f} img/s · ETA {eta_text}")
                 if self.stop_hint:
                     text.append(f"   {self.stop_hint}", style="dim")
             if p.evaluating and p.end is None:  # in the line of the evaluation it will replace
