@@ -71,6 +71,17 @@ async def test_after_evaluating_the_results_have_the_focus_and_arrows_and_enter_
         assert order == ["sample-mode", "sample-order", "sample-seed", "sample-grid"]
         await pilot.press(*["shift+tab"] * 4)
         assert app.focused is table
+        # from the path field too, PageDown and PageUp scroll the results (the field keeps the focus)
+        results = screen.query_one("#eval-results")
+        results.scroll_home(animate=False)
+        field.focus()
+        await pilot.press("pagedown")
+        await wait_for(pilot, lambda: results.scroll_y > 0, 5, "the results to scroll")
+        await pilot.press("pageup")
+        await wait_for(pilot, lambda: results.scroll_y == 0, 5, "the results to scroll back")
+        assert app.focused is field
+        table.focus()
+        await pilot.pause()
         # the cursor starts on the largest mistake; the arrows move it to another cell, Enter opens it
         start = table.cursor
         assert start[0] != start[1] and r.confusion[start[0]][start[1]] == max(
