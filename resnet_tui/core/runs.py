@@ -314,15 +314,15 @@ def _config_value(column: str) -> Callable[[RunSummary], Any]:
 
 def sort_runs(summaries: list[RunSummary], column: str = "started", descending: bool | None = None) -> list[RunSummary]:
     """The runs sorted by a column (sort_column's names), in its default direction unless `descending` says; runs without
-    a value go last either way, and ties keep the order of their folder names."""
+    a value go last either way (in name order). Ties go by folder name in the same direction: two runs started in the
+    same second, 20261128-100000 and 20261128-100000-2, are newest first too."""
     value = SORT_COLUMNS[column][0] if column in SORT_COLUMNS else _config_value(column)
     if descending is None:
         descending = default_descending(column)
-    by_name = sorted(summaries, key=lambda s: str(s.path))
-    keyed = [(value(s), s) for s in by_name]
-    present = [pair for pair in keyed if pair[0] is not None]
-    present.sort(key=lambda pair: pair[0], reverse=descending)  # a stable sort: ties stay in name order
-    return [s for _, s in present] + [s for v, s in keyed if v is None]
+    keyed = [(value(s), str(s.path), s) for s in summaries]
+    present = sorted((k for k in keyed if k[0] is not None), key=lambda k: (k[0], k[1]), reverse=descending)
+    missing = sorted((k for k in keyed if k[0] is None), key=lambda k: k[1])
+    return [s for _, _, s in present + missing]
 
 
 # ---------------------------------------------------------------- epoch losses (core.operations chooses the best epoch by them)
