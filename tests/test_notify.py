@@ -117,13 +117,12 @@ def test_a_piped_run_gets_no_escape_codes(tiny_run) -> None:
     assert "\x1b" not in proc.stdout + proc.stderr and "\a" not in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("notify", [True, False])
-async def test_the_app_notifies_when_its_run_finishes(cifar_dir, tmp_path, monkeypatch, notify: bool) -> None:
+async def test_the_app_notifies_when_its_run_finishes(cifar_dir, tmp_path, monkeypatch) -> None:
     from resnet_tui.app.app import ResNetApp
 
     monkeypatch.delenv("TMUX", raising=False)
     cfg = TrainConfig(data=str(cifar_dir), epochs=1, batch_size=32, layers=(1, 1, 1), limit_train=32, limit_eval=20, device="cpu")
-    app = ResNetApp(mode="train", config=cfg, run_dir=tmp_path / "run", device_label="CPU", notify=notify)
+    app = ResNetApp(mode="train", config=cfg, run_dir=tmp_path / "run", device_label="CPU")  # notify: on by default
     pty = Pty()
     app.notification_stream = pty.tty  # the app's terminal, as its driver would write to it
     async with app.run_test(size=(100, 30)):
@@ -131,4 +130,15 @@ async def test_the_app_notifies_when_its_run_finishes(cifar_dir, tmp_path, monke
         accuracy = app.train_screen.eval_result.accuracy
     assert end is not None and end.status == "finished"
     expected = f"run {tmp_path / 'run'} finished: {accuracy:.1%} accuracy"
-    assert pty.read() == (f"\a\x1b]9;resnet-tui: {expected}\a\x1b]777;notify;resnet-tui;{expected}\a" if notify else "")
+    assert pty.read() == f"\a\x1b]9;resnet-tui: {expected}\a\x1b]777;notify;resnet-tui;{expected}\a"
+
+
+async def test_the_app_with_notify_off_writes_nothing(tmp_path) -> None:
+    from resnet_tui.app.app import ResNetApp
+
+    app = ResNetApp(runs_root=tmp_path / "runs", device_label="CPU", notify=False)
+    pty = Pty()
+    app.notification_stream = pty.tty
+    async with app.run_test(size=(100, 30)):
+        app._notify_terminal(FINISHED)
+    assert pty.read() == ""
