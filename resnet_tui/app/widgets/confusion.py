@@ -3,7 +3,7 @@ images) and per-class precision/recall/F1.
 
 The table's colour is each cell's share of its row (core.eval_views.share_level): a red ramp for mistakes, a green one
 for the diagonal. It is drawn for what the terminal shows: backgrounds from dim to bright in 256 colours and truecolor,
-the 8 standard colours with bold and reverse in 8/16-colour terminals, and without colour (NO_COLOR) by weight and a
+the 8 standard colours, bold and filled cells in 8/16-colour terminals, and without colour (NO_COLOR) by weight and a
 shade character after each number."""
 
 from __future__ import annotations
@@ -48,10 +48,11 @@ def cell_style(level: int, diagonal: bool, mode: str) -> str:
         return "dim"
     if mode == "none":
         return "dim" if level <= 2 else ("" if level <= 5 else "bold")
-    if mode == "standard":
-        colour = "green" if diagonal else "red"
-        return (colour, f"bold {colour}", f"bold white on {colour}" if not diagonal else "black on green",
-                f"bold white on {colour}" if not diagonal else "bold black on green")[(level - 1) // 2]
+    if mode == "standard":  # four steps of the 8 colours: the number coloured, bold, then on a filled cell
+        step = (level - 1) // 2
+        if diagonal:
+            return ("green", "bold green", "black on green", "bold black on green")[step]
+        return ("red", "bold red", "white on red", "bold white on red")[step]
     background = (CORRECT_RAMP if diagonal else MISTAKE_RAMP)[level - 1]
     if diagonal and level >= 6:
         return f"bold #000000 on {background}"
@@ -166,7 +167,6 @@ class ConfusionTable(Widget, can_focus=True):
         r, mode = self.result, colour_mode(self.app)
         label_w, cell_w, (cur_t, cur_p) = self.label_width, self.cell_width, self.cursor
         focused = self.has_focus
-        cursor_style = "reverse bold" if focused else "underline bold"
         t = Text(no_wrap=True, overflow="crop")
         t.append(TITLE, style="bold reverse" if focused else "bold")  # focused: the title is a bar, as a selected tab
         t.append("\n")
@@ -182,7 +182,7 @@ class ConfusionTable(Widget, can_focus=True):
                 shown = f"{v}{SHADES[level - 1] if mode == 'none' and level else ''}".rjust(cell_w - 1)
                 style = cell_style(level, i == j, mode)
                 t.append(" ")
-                t.append(shown, style=f"{style} {cursor_style}" if (i, j) == (cur_t, cur_p) else style)
+                t.append(shown, style=cursor_style(style, mode, focused) if (i, j) == (cur_t, cur_p) else style)
             t.append("\n")
         t.append_text(self.cursor_line())
         t.append("\n")
@@ -212,6 +212,13 @@ class ConfusionTable(Widget, can_focus=True):
                 t.append(" " if mode == "full" else SHADES[level - 1], style=cell_style(level, diagonal, mode))
             t.append(" 100%", style="dim")
         return t
+
+
+def cursor_style(style: str, mode: str, focused: bool) -> str:
+    """The cursor's cell: filled white in 8 colours (no other cell is), reversed otherwise; underlined when unfocused."""
+    if not focused:
+        return f"{style} underline bold"
+    return "bold black on white" if mode == "standard" else f"{style} reverse bold"
 
 
 def largest_mistake(confusion: list[list[int]]) -> tuple[int, int]:
