@@ -142,3 +142,15 @@ async def test_the_app_with_notify_off_writes_nothing(tmp_path) -> None:
     async with app.run_test(size=(100, 30)):
         app._notify_terminal(FINISHED)
     assert pty.read() == ""
+
+
+def test_train_and_sweep_in_the_app_take_the_flag(monkeypatch, tmp_path) -> None:
+    import resnet_tui.app
+    from resnet_tui.cli import main
+
+    opened: list[dict] = []
+    monkeypatch.setattr(resnet_tui.app, "run_app", lambda **kwargs: opened.append(kwargs))
+    assert main(["train", "--run-dir", str(tmp_path / "a")]) == 0
+    assert main(["train", "--no-notify", "--run-dir", str(tmp_path / "b")]) == 0
+    assert main(["sweep", "--lr", "0.1,0.01", "--no-notify", "--out", str(tmp_path / "sweep")]) == 0
+    assert [(call["mode"], call["notify"]) for call in opened] == [("train", True), ("train", False), ("sweep", False)]
