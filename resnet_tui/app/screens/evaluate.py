@@ -241,7 +241,7 @@ class EvaluateScreen(AppScreen):
         await self.show_result(message.result, message.split, message.source, message.note)
         self.notify(f"accuracy {message.result.accuracy:.2%} on {message.result.n:,} test images", title="Evaluation")
 
-    async def show_result(self, result: Any, split: Any, source: str, note: str = "", focus: bool = True) -> None:
+    async def show_result(self, result: Any, split: Any, source: str, note: str = "") -> None:
         """Show an EvalResult; `split` (the evaluated test split, in order) gives the sample images. The confusion
         table takes the focus (its cursor is on the largest mistake; Enter shows those images)."""
         self.result = result
@@ -250,9 +250,8 @@ class EvaluateScreen(AppScreen):
         self._status(Text.assemble("Evaluated ", (source, "bold"), f" ({note})" if note else ""))
         self.query_one(EvalReport).show(result)
         await self.query_one(SamplesPanel).show_result(result, split.images if split is not None else [])
-        if focus:  # the results from their top: the summary line first
-            self.query_one(ConfusionTable).focus(scroll_visible=False)
-            self.query_one("#eval-results", VerticalScroll).scroll_home(animate=False)
+        self.query_one(ConfusionTable).focus(scroll_visible=False)
+        self.query_one("#eval-results", VerticalScroll).scroll_home(animate=False)  # from the top: the summary line first
 
     async def on_confusion_table_cell_chosen(self, message: ConfusionTable.CellChosen) -> None:
         """Enter on a confusion cell: exactly its images, in the sample grid (focused, so [ ] page through them)."""
