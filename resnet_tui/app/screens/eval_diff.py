@@ -115,8 +115,9 @@ def against_problem(text: str) -> str:
 
 
 def diff_against(screen: AppScreen, result_a: "EvalResult", a_name: str, b_text: str, cfg: "TrainConfig") -> None:
-    """In a thread worker of `screen`: evaluate B (`b_text`) as A was, with `cfg`'s data, subset, device and TTA on the
-    shared test split, then push EvalDiffScreen. Errors (a bad B, other test images) are reported in one line."""
+    """In a thread worker of `screen`: evaluate B (`b_text`) as A was (with TTA if A was), on `cfg`'s data and subset
+    (the shared test split) and device, then push EvalDiffScreen. Errors (a bad B, other test images than A's) are
+    reported in one line; the worker's cancellation stops the evaluation."""
     from resnet_tui.core.operations import evaluate_source, resolve_source
 
     worker = get_current_worker()
@@ -125,7 +126,7 @@ def diff_against(screen: AppScreen, result_a: "EvalResult", a_name: str, b_text:
     try:
         done = evaluate_source(resolve_source(b_text, what="B"),
                                lambda: screen.session.splits.load(cfg.data, "test", cfg.data_dir, cfg.limit_eval), cfg.device,
-                               should_stop=lambda: worker.is_cancelled, tta=cfg.tta)
+                               should_stop=lambda: worker.is_cancelled, tta=result_a.tta)
         if done is None:
             return
         diff = diff_evaluations(result_a, done.result)
