@@ -13,6 +13,7 @@ import sys
 from typing import IO, Any, Callable
 
 from resnet_tui.core import events as ev
+from resnet_tui.core.progress import RunProgress
 from resnet_tui.core.lablog import fmt_duration, lab_lines, lab_time
 from resnet_tui.core.runs import RunDir
 
@@ -96,6 +97,8 @@ class HeadlessPrinter:
         self.start: ev.TrainStart | None = None
         self.total_batches = 0
         self.done_batches = 0
+        self.system: ev.SystemSample | None = None  # the machine's last sample, shown on each epoch's line
+        self.rates = RunProgress()  # the rate of the last few seconds for the progress bar (not the run's average)
 
     def _lost(self, why: str) -> None:
         log = RunDir(self.start.run_dir).log_path if self.start is not None else "the run's train.log"
@@ -114,6 +117,7 @@ class HeadlessPrinter:
             self.out.flush()
 
     def __call__(self, e: ev.Event) -> None:
+        self.rates.apply(e)
         if isinstance(e, ev.TrainStart):
             self.start = e
             self.total_batches = int(e.config["epochs"]) * e.batches_per_epoch
@@ -122,13 +126,15 @@ class HeadlessPrinter:
             self.done_batches += 1
             if self.progress is not None:
                 self.progress.update(self.task, completed=self.done_batches, loss=e.loss, epoch=e.epoch,
-                                     ips=e.images / e.time if e.time > 0 else 0.0)
+                                     ips=self.rates.recent_images_per_sec)
                 return
         elif isinstance(e, ev.EvalEnd):
             self.last_eval = e.result
+        elif isinstance(e, ev.SystemSample):
+            self.system = e
         elif isinstance(e, ev.RunEnd):
             self._stop_progress()
-        for text in lab_lines(e, int(self.start.config["epochs"]) if self.start is not None else None):
+        for text in lab_lines(e, int(self.start.config["epochs"]) if self.start is not None else None, self.system):
             self.line(text)
         if isinstance(e, ev.TrainStart) and self.live and not self.out.lost:
             self._start_progress()

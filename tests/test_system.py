@@ -272,3 +272,19 @@ def test_hostile_system_records_are_skipped_and_counted(tmp_path: Path) -> None:
     # an older reader's defaults: a record without GPUs or a note is a host-only sample
     minimal = {k: v for k, v in (good or {}).items() if k not in ("gpus", "gpu_note")}
     assert records.from_record(minimal) == sample([])
+
+
+def test_a_run_records_the_machine_and_its_epoch_lines_name_it(tiny_run):
+    """The trainer's monitor samples in its own thread; metrics.jsonl gets system records (the first at once, then
+    about every 10 s and at epoch ends), and each epoch's line in train.log and on stdout ends with the machine's
+    last sample (a tiny run's epochs are shorter than the monitor's 1 s interval, so both may show the first)."""
+    from resnet_tui.core.records import read_run
+
+    run_dir, proc, _ = tiny_run
+    records = read_run(run_dir)
+    systems = records.systems
+    assert len(systems) >= 1
+    assert all(s.process_rss and s.process_rss > 0 for s in systems)
+    epoch_lines = [line for line in (run_dir / "train.log").read_text().splitlines() if " train-loss: " in line and "batch:" not in line]
+    assert len(epoch_lines) == 2 and all(" · cpu " in line and " rss " in line for line in epoch_lines)
+    assert sum(" · cpu " in line for line in proc.stdout.splitlines()) == 2

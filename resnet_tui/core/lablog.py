@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from resnet_tui.core import events as ev
+from resnet_tui.core.system import summary as system_summary
 
 
 def lab_time() -> str:
@@ -31,9 +32,10 @@ def lab_batch_line(e: ev.BatchEnd) -> str:
     return f"[LOG {lab_time()}] epoch: {e.epoch}, batch: {e.batch} train-loss: {e.loss:.4f}"
 
 
-def lab_lines(e: ev.Event, last_epoch: int | None = None) -> list[str]:
+def lab_lines(e: ev.Event, last_epoch: int | None = None, system: ev.SystemSample | None = None) -> list[str]:
     """The lines an event prints in the lab's format (none for evaluation progress). last_epoch: the run's epochs
-    (from its start event); an evaluation after an earlier epoch is one during training, and its line names the epoch."""
+    (from its start event); an evaluation after an earlier epoch is one during training, and its line names the epoch.
+    system: the machine's last sample, which an epoch's line ends with (`· gpu 97% 11.2/79.6 GiB ...`)."""
     t = f"[LOG {lab_time()}]"
     if isinstance(e, ev.TrainStart):
         c = e.config
@@ -54,7 +56,9 @@ def lab_lines(e: ev.Event, last_epoch: int | None = None) -> list[str]:
     if isinstance(e, ev.BatchEnd):
         return [lab_batch_line(e)]
     if isinstance(e, ev.EpochEnd):
-        return [f"{t} epoch: {e.epoch} train-loss: {e.train_loss:.4f} ({fmt_duration(e.seconds)}, {e.images_per_sec:,.0f} images/s)"]
+        machine = f" · {system_summary(system)}" if system is not None else ""
+        return [f"{t} epoch: {e.epoch} train-loss: {e.train_loss:.4f} ({fmt_duration(e.seconds)}, {e.images_per_sec:,.0f} images/s)"
+                + machine]
     if isinstance(e, ev.CheckpointSaved):
         return [f"{t} checkpoint saved: {e.path}"]
     if isinstance(e, ev.EvalEnd):
@@ -75,13 +79,16 @@ class LabLogWriter:
     def __init__(self, path: str | Path) -> None:
         self._f = open(path, "a", encoding="utf-8")
         self._epochs: int | None = None  # the run's, from its start event
+        self._system: ev.SystemSample | None = None  # the machine's last sample
 
     def write_many(self, events: Iterable[ev.Event]) -> None:
         lines: list[str] = []
         for e in events:
             if isinstance(e, ev.TrainStart):
                 self._epochs = int(e.config["epochs"])
-            lines += lab_lines(e, self._epochs)
+            elif isinstance(e, ev.SystemSample):
+                self._system = e
+            lines += lab_lines(e, self._epochs, self._system)
         text = "".join(line + "\n" for line in lines)
         if text:
             self._f.write(text)

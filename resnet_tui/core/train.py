@@ -33,12 +33,14 @@ from resnet_tui.core.lens import attach as attach_lens
 from resnet_tui.core.lock import RunLock, busy_error, holder
 from resnet_tui.core.records import RecordWriter, read_run
 from resnet_tui.core.runs import RunDir, atomic_write, atomic_write_text
+from resnet_tui.core.system import SystemMonitor, SystemSampler
 
 FLUSH_SECONDS = 0.25  # how often per-batch losses are read back from the device
 # A finite loss above this has diverged too: an NLL of 1e6 means the logits are a million apart (--lr 1e6 gets ~1e11,
 # never NaN, because BatchNorm keeps the activations finite). Healthy runs, even spiky ones, stay orders of magnitude below.
 DIVERGED_LOSS = 1e6
 RESUME_VERSION = 1
+SYSTEM_RECORD_SECONDS = 10.0  # a system record (GPU, CPU, RAM) in metrics.jsonl about this often
 
 Emit = Callable[[ev.Event], None]
 
@@ -201,6 +203,7 @@ class Trainer:
         self._criterion = loss_fn(cfg)
         self._compile_checked = False  # the first step tries the compiled model (forward and backward) once
         self._last_resume_save = 0.0
+        self.system: SystemMonitor | None = None  # samples the machine once a second in its own thread
 
     # -- events go to metrics.jsonl (those it records), then to the front end
     def emit(self, event: ev.Event) -> None:
@@ -236,7 +239,8 @@ class Trainer:
             atomic_write_text(self.run.config_path, cfg.to_toml())
             self.metrics = RecordWriter(self.run.metrics_path, self.run.path)
             self.log = LabLogWriter(self.run.log_path)
-            return self._loop(s, start)
+            with SystemMonitor(SystemSampler(cuda=s.device.type == "cuda")) as self.system:
+                return self._loop(s, start)
         except OSError as e:
             # A full disk, a permission change or a vanished run dir mid-write. Writes are atomic, so the last
             # completed checkpoint and resume state are intact; say so instead of dying with a traceback.
@@ -432,6 +436,9 @@ class Trainer:
         """Record the epoch, save its checkpoint (the lab's file name) and the resume state of the next one."""
         train_loss = float(np.mean(epoch.losses)) if epoch.losses else float("nan")
         eps = epoch.images / epoch.seconds if epoch.seconds > 0 else 0.0
+        sample = self.system.due(0.0) if self.system is not None else None  # the epoch line shows the machine now
+        if sample is not None:
+            self.emit(sample)
         self.emit(ev.EpochEnd(epoch.epoch0 + 1, train_loss, epoch.seconds, eps))
         ck = self.run.checkpoint_path(epoch.epoch0)
         save_state_dict(s.model, ck)
@@ -547,7 +554,8 @@ class EpochPass:
                 self.bad = bi
                 break
             self.losses.append(loss)
-        self.trainer.emit_many(events + (self.lens.read() if self.lens is not None else []))
+        system = self.trainer.system.due(SYSTEM_RECORD_SECONDS) if self.trainer.system is not None else None
+        self.trainer.emit_many(events + (self.lens.read() if self.lens is not None else []) + ([system] if system else []))
         self.flushed = self.end_b if self.bad is None else self.bad + 1
         return self.bad
 
