@@ -496,7 +496,7 @@ class ResNetApp(App[Any]):
         from resnet_tui.app.screens.lens import LensScreen
         from resnet_tui.app.screens.sweep import SweepScreen
 
-        for name, cls in (("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen),
+        for name, cls in (("Train", TrainScreen), ("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen),
                           ("Comparing runs", CompareScreen), ("Lens", LensScreen), ("A sweep", SweepScreen),
                           ("Model", ModelScreen)):
             rows = binding_rows(cls.BINDINGS)
