@@ -193,3 +193,22 @@ async def test_the_chart_keeps_eight_rows_at_80x24_before_during_and_after_a_run
         monitor.apply([ev.RunEnd("interrupted", 64.0, 6.0, stopped)])  # its longest end: the log may give way, not the chart
         await pilot.pause(0.1)
         assert chart.region.height >= 8 and monitor.content_region.contains_region(chart.region), ("interrupted", chart.region)
+
+
+async def test_a_watched_run_has_the_same_chart_keys(tmp_path):
+    """Watch mode (a run written by another process) answers g, w, m and r as the Train screen does."""
+    from app_helpers import batch_records, start_record, write_run
+
+    from resnet_tui.app.screens.run_view import RunViewScreen
+
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    run_dir = write_run(tmp_path / "run", [start_record(cfg, 4), *batch_records(1, 4, 32)], cfg)
+    app = ResNetApp(mode="watch", run_dir=run_dir, runs_root=tmp_path, device_label="CPU")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunViewScreen), 10, "the run viewer")
+        chart = app.screen.monitor.chart
+        await wait_for(pilot, lambda: chart.point_count == 4, 5, "the batches")
+        for key, flag in (("g", "log_y"), ("w", "windowed"), ("m", "smoothing"), ("r", "show_lr")):
+            before = getattr(chart, flag)
+            await pilot.press(key)
+            assert getattr(chart, flag) is not before, key

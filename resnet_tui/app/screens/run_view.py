@@ -21,6 +21,7 @@ from resnet_tui.core.records import METRICS_NAME
 from resnet_tui.app.metrics_follow import MetricsFollower
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.widgets.confusion import EvalReport
+from resnet_tui.app.widgets.loss_chart import CHART_BINDINGS
 from resnet_tui.app.widgets.run_monitor import RunMonitor
 from resnet_tui.app.widgets.system_panel import SystemPanel
 from resnet_tui.plain_text import printable
@@ -34,7 +35,8 @@ class RunViewScreen(AppScreen):
     #run-system { border-top: solid $primary 40%; border-title-color: $text-muted; }
     """
     BINDINGS = [Binding("escape", "app.pop_screen", "Back to runs"),
-                Binding("l", "lens", "Lens", tooltip="the residual lens of this run, followed while it trains")]
+                Binding("l", "lens", "Lens", tooltip="the residual lens of this run, followed while it trains"),
+                *CHART_BINDINGS]
 
     def __init__(self, run_dir: str | Path) -> None:
         super().__init__()
@@ -80,6 +82,9 @@ class RunViewScreen(AppScreen):
         from resnet_tui.app.screens.lens import LensScreen
 
         self.app.push_screen(LensScreen([(self.run_dir, self.run_dir.name)]))
+
+    def action_chart(self, toggle: str) -> None:
+        self.monitor.chart.toggle(toggle)
 
     @property
     def monitor(self) -> RunMonitor:

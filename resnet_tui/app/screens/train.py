@@ -7,14 +7,13 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Select, Static
 
 from resnet_tui.app.screens.base import AppScreen
 from resnet_tui.app.state import ToggleTraining
 from resnet_tui.app.widgets.config_form import ConfigForm
-from resnet_tui.app.widgets.loss_chart import WINDOW_BATCHES
+from resnet_tui.app.widgets.loss_chart import CHART_BINDINGS
 from resnet_tui.app.widgets.run_monitor import RunMonitor
 
 IDLE_TEXT = "Set the fields, then press s (or the button) to train. Esc leaves a field; 1-5 switch screens."
@@ -36,13 +35,7 @@ class TrainScreen(AppScreen):
     """
     # The chart's keys. A text field takes letters as text (an Input handles its keys before any binding sees them),
     # so typing "lr" into a field never toggles the chart; the footer leaves them out meanwhile (check_action).
-    BINDINGS = [
-        Binding("g", "chart('log')", "Log", tooltip="chart: log or linear loss axis"),
-        Binding("w", "chart('window')", "Window", tooltip=f"chart: the last {WINDOW_BATCHES} batches, or the whole run"),
-        Binding("m", "chart('smoothing')", "Smooth",
-                tooltip="chart: smoothing on/off (moving average; the raw loss gray behind it)"),
-        Binding("r", "chart('lr')", "LR", tooltip="chart: the learning rate on the right axis instead of the test accuracy"),
-    ]
+    BINDINGS = CHART_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()
@@ -110,10 +103,7 @@ class TrainScreen(AppScreen):
         return True
 
     def action_chart(self, toggle: str) -> None:
-        chart = self.monitor.chart
-        toggles = {"log": chart.toggle_log, "window": chart.toggle_window, "smoothing": chart.toggle_smoothing,
-                   "lr": chart.toggle_lr}
-        toggles[toggle]()
+        self.monitor.chart.toggle(toggle)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":

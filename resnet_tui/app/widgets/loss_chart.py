@@ -20,6 +20,7 @@ import time
 from typing import Mapping, Sequence
 
 import numpy as np
+from textual.binding import Binding
 from textual_plotext import PlotextPlot
 
 MAX_POINTS = 300
@@ -155,6 +156,10 @@ class LossChart(PlotextPlot):
         self.show_lr = not self.show_lr
         self._draw()
 
+    def toggle(self, name: str) -> None:
+        """One of the CHART_BINDINGS' toggles by name: log, window, smoothing or lr."""
+        {"log": self.toggle_log, "window": self.toggle_window, "smoothing": self.toggle_smoothing, "lr": self.toggle_lr}[name]()
+
     def label(self, width: int = 0) -> str:
         """The x label: what the axes show and which toggles are on; shorter when `width` (columns) is too narrow
         for it (plotext leaves out a label that does not fit)."""
@@ -280,3 +285,13 @@ class LossChart(PlotextPlot):
         plt.xlim(0, right)
         step = max(1, math.ceil(right / 8))  # whole epochs, at most about 8 ticks
         plt.xticks(list(range(0, math.ceil(right) + 1, step)))
+
+
+# The chart's keys, for every screen that shows a run's chart (Train, and a watched run): each screen's
+# action_chart(name) calls LossChart.toggle(name).
+CHART_BINDINGS = [
+    Binding("g", "chart('log')", "Log", tooltip="chart: log or linear loss axis"),
+    Binding("w", "chart('window')", "Window", tooltip=f"chart: the last {WINDOW_BATCHES} batches, or the whole run"),
+    Binding("m", "chart('smoothing')", "Smooth", tooltip="chart: smoothing on/off (moving average; the raw loss gray behind it)"),
+    Binding("r", "chart('lr')", "LR", tooltip="chart: the learning rate on the right axis instead of the test accuracy"),
+]
