@@ -435,29 +435,56 @@ app.add_typer(runs_app, name="runs")
 def runs_list(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="the folder of run directories (sweep folders in it are listed too)", metavar="DIR"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list of the runs"),
+    sort: str = typer.Option("started", "--sort", help="sort by a column: started, name, status, optimizer, lr, epochs, last_loss, "
+                             "train_loss, accuracy, nll, images_per_sec, or a config field (newest, most accurate, fastest first; "
+                             "lowest loss first) [default: started]", metavar="COLUMN", show_default=False),
+    reverse: bool = typer.Option(False, "--reverse", help="the other order of --sort"),
+    filter_text: Optional[str] = typer.Option(None, "--filter", help="only the runs that match all of: words in the run's name or "
+                                              "status, and expressions FIELD OP VALUE on config fields and results with = != < <= > >= "
+                                              "(e.g. 'optimizer=adam lr<0.01', 'acc>0.8', 'status=crashed')", metavar="TEXT"),
 ) -> None:
-    """List the run directories: start, status, epochs, optimizer, lr, last loss, test accuracy."""
+    """List the run directories (newest first): start, status, epochs, optimizer, lr, last loss, test accuracy."""
     from resnet_tui.report import print_runs
-    from resnet_tui.core.runs import list_runs
+    from resnet_tui.core.run_filter import filter_runs, parse_filter
+    from resnet_tui.core.runs import default_descending, list_runs, sort_column, sort_runs
 
+    column = sort_column(sort)
+    flt = parse_filter(filter_text or "", "--filter")
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"--runs-dir: got {str(runs_dir)!r}, expected a folder")
-    print_runs(list_runs(runs_dir, include_sweeps=True), runs_dir, as_json=as_json)
+    every_run = list_runs(runs_dir, include_sweeps=True)
+    runs = sort_runs(filter_runs(every_run, flt, runs_dir), column, default_descending(column) != reverse)
+    if every_run and not runs and not as_json:
+        print(f"no run of the {len(every_run)} in {runs_dir} matches --filter {filter_text!r}", flush=True)
+        return
+    print_runs(runs, runs_dir, as_json=as_json)
 
 
 @runs_app.command("export")
 def runs_export(
-    run_dir: Path = typer.Argument(..., help="a run directory", metavar="RUN_DIR"),
-    csv_file: Optional[str] = typer.Option(None, "--csv", help="write the per-batch, per-epoch and eval metrics as CSV (- for stdout)", metavar="FILE"),
-    confusion_csv: Optional[str] = typer.Option(None, "--confusion-csv", help="write the confusion matrix of the run's final evaluation as CSV (- for stdout)", metavar="FILE"),
+    run_dirs: list[Path] = typer.Argument(..., help="run directories, or folders of runs (a runs folder with its sweep folders, or a sweep folder)", metavar="RUN_DIR"),
+    csv_file: Optional[str] = typer.Option(None, "--csv", help="write the per-batch, per-epoch and eval metrics as CSV (- for stdout); "
+                                           "of several runs (or a folder), one long CSV with a run column and config.* columns", metavar="FILE"),
+    confusion_csv: Optional[str] = typer.Option(None, "--confusion-csv", help="write the confusion matrix of the run's final evaluation as CSV (- for stdout; one run only)", metavar="FILE"),
 ) -> None:
-    """Export a run's metrics.jsonl as CSV: columns kind,epoch,batch,loss,images,time,lr,train_loss,seconds,images_per_sec,accuracy,nll."""
-    from resnet_tui.core.export import last_eval, metrics_path, write_confusion_csv, write_metrics_csv
+    """Export runs' metrics.jsonl as CSV: columns kind,epoch,batch,loss,images,time,lr,train_loss,seconds,images_per_sec,accuracy,nll
+    (several runs: run first, then these, then config.<field> for every config field; a run that cannot be read is skipped with a warning)."""
+    from resnet_tui.core.export import METRICS_NAME, find_runs, last_eval, long_metrics_csv, metrics_path, write_confusion_csv, write_metrics_csv, write_text
 
     if csv_file is None and confusion_csv is None:
         raise UserError("runs export: expected --csv FILE and/or --confusion-csv FILE")
     if csv_file is not None and csv_file == confusion_csv:
         raise UserError(f"--confusion-csv: got {confusion_csv!r}, the same file as --csv; expected another file")
+    if len(run_dirs) > 1 or not (run_dirs[0] / METRICS_NAME).exists():  # several runs, or a folder of runs: one long CSV
+        runs = find_runs(run_dirs)
+        if confusion_csv is not None:
+            raise UserError(f"--confusion-csv: got {len(runs)} runs, expected one run directory (use --csv for several)")
+        text, n, written = long_metrics_csv(runs, lambda line: print(f"warning: {line}", file=sys.stderr, flush=True))
+        write_text(csv_file, text, "--csv")
+        if csv_file != "-":
+            print(f"{n} rows of {written} run{'s' if written != 1 else ''} written to {csv_file}", file=sys.stderr, flush=True)
+        return
+    run_dir = run_dirs[0]
     metrics_path(run_dir)
     if confusion_csv is not None:
         ev = last_eval(run_dir)  # fails before anything is written
