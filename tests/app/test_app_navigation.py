@@ -40,12 +40,12 @@ async def test_number_keys_switch_between_the_five_screens(tmp_path):
 
 async def test_question_mark_shows_every_key(tmp_path):
     app = make_app(tmp_path)
-    async with app.run_test(size=(100, 60)) as pilot:
+    async with app.run_test(size=(100, 160)) as pilot:  # the list scrolls; a terminal this tall shows all of it at once
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, "the help screen")
         text = screen_text(app)
         for expected in ("Start/stop", "Keys", "Quit", "Zoom", "Evaluate", "Refresh", "Back to runs", "tab, shift+tab",
-                         "Train screen", "Model screen", "Runs screen", "ctrl+p"):
+                         "Train screen", "Model screen", "Runs screen", "ctrl+p", "log or linear loss axis", "smoothing on/off", "filter: words"):
             assert expected in text, expected
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), 5, "the help screen to close")
