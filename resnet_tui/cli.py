@@ -190,11 +190,13 @@ def evaluate(
     by: Optional[str] = typer.Option(None, "--by", help="with --best: train_loss (the epochs' mean training loss, from metrics.jsonl) or eval_loss (evaluate every epoch checkpoint on the test split) [default: train_loss]", metavar="LOSS"),
     confusion_csv: Optional[str] = typer.Option(None, "--confusion-csv", help="also write the confusion matrix as CSV (rows: true class; - for stdout)", metavar="FILE"),
     tta: bool = typer.Option(False, "--tta/--no-tta", help="test-time augmentation: average the class probabilities of each image and its mirror image"),
+    against: Optional[str] = typer.Option(None, "--against", help="also evaluate B (a .pth file, an http(s) URL, or a run directory) the same way on the same test images (--data, --limit-eval, --tta, --device, --layers, --best/--by apply to both) and print the change from CHECKPOINT to B: accuracy, NLL, per-class recall, each confusion cell (with --json: as JSON; --confusion-csv: the change matrix); headless only", metavar="B"),
 ) -> None:
     """Evaluate a checkpoint on the test split: NLL, accuracy, per-class precision/recall/F1, confusion matrix."""
     from resnet_tui.core import operations as ops
 
     source = ops.resolve_source(checkpoint, pretrained, best, by)
+    against_source = _against_source(against, best, by) if against is not None else None
     try:
         data = parse_field("data", data)
         limit = parse_field("limit_eval", limit_eval)
@@ -202,20 +204,24 @@ def evaluate(
         dev = parse_field("device", device)
     except ConfigError as e:
         raise UserError(e.as_flag()) from None
+    if not State.no_ui and against_source is not None:
+        raise UserError("--against: got it without --no-ui, expected `resnet-tui --no-ui evaluate A --against B` "
+                        "(in the app, diff two evaluations from the Evaluate screen)")
     if not State.no_ui:
         # by train loss the epoch is chosen here, without torch; by eval loss the app evaluates each epoch checkpoint
         chosen = ops.choose_from_metrics(source)
         _open_app(mode="evaluate", checkpoint=chosen.checkpoint, best_by=chosen.best_by,
                   config=TrainConfig(data=data, data_dir=data_dir, limit_eval=limit, device=dev, tta=tta))
         return
+    if against_source is not None:
+        _evaluate_against_headless(source, against_source, data, data_dir, limit, lay, dev, as_json, confusion_csv, tta)
+        return
     _evaluate_headless(source, data, data_dir, limit, lay, dev, as_json, confusion_csv, tta)
 
 
-def _evaluate_headless(source: Any, data: str, data_dir: Optional[str], limit: Optional[int], layers: Any, device: str,
-                       as_json: bool, confusion_csv: Optional[str], tta: bool = False) -> None:
+def _test_loader(data: str, data_dir: Optional[str], limit: Optional[int]) -> Callable[[], Any]:
+    """load_test for operations.evaluate_source: the test split, its notices on stderr."""
     from resnet_tui.core.data import load_split
-    from resnet_tui.core.operations import evaluate_source
-    from resnet_tui.report import print_eval
 
     def load_test() -> Any:
         test = load_split(data, "test", data_dir, limit)
@@ -223,6 +229,15 @@ def _evaluate_headless(source: Any, data: str, data_dir: Optional[str], limit: O
             print(f"[WARNING] {note}", file=sys.stderr, flush=True)
         return test
 
+    return load_test
+
+
+def _evaluate_headless(source: Any, data: str, data_dir: Optional[str], limit: Optional[int], layers: Any, device: str,
+                       as_json: bool, confusion_csv: Optional[str], tta: bool = False) -> None:
+    from resnet_tui.core.operations import evaluate_source
+    from resnet_tui.report import print_eval
+
+    load_test = _test_loader(data, data_dir, limit)
     done = evaluate_source(source, load_test, device, layers=layers, tta=tta)
     assert done is not None  # nothing asks it to stop
     extra = None
@@ -239,6 +254,44 @@ def _evaluate_headless(source: Any, data: str, data_dir: Optional[str], limit: O
         write_confusion_csv(done.result.classes, done.result.confusion, confusion_csv)
         if confusion_csv != "-":
             print(f"confusion matrix written to {confusion_csv}", file=sys.stderr, flush=True)
+
+
+def _against_source(against: str, best: bool, by: Optional[str]) -> Any:
+    """B of `evaluate A --against B`, chosen like A: with --best, the best epoch of B's run by the same loss."""
+    from resnet_tui.core import operations as ops
+
+    if not against.strip():
+        raise UserError("--against: got '', expected a .pth file, an http(s) URL, or a run directory")
+    if best and not Path(against).expanduser().is_dir():
+        raise UserError(f"--against: got {against!r} with --best, expected a run directory (--best chooses among its epoch checkpoints)")
+    return ops.resolve_source(against, False, best, by, what="--against")
+
+
+def _evaluate_against_headless(source: Any, against: Any, data: str, data_dir: Optional[str], limit: Optional[int],
+                               layers: Any, device: str, as_json: bool, confusion_csv: Optional[str], tta: bool) -> None:
+    """`evaluate A --against B`: both evaluated the same way on the same test images, then the change from A to B."""
+    from resnet_tui.core.eval_diff import diff_evaluations, evaluate_pair
+    from resnet_tui.diff_report import print_diff
+
+    pair = evaluate_pair(source, against, _test_loader(data, data_dir, limit), device, layers=layers, tta=tta, b_label="--against")
+    assert pair is not None  # nothing asks it to stop
+    extra: dict[str, Any] = {}
+    for name, done in zip("ab", pair):
+        if done.best is not None:
+            why = sys.stderr if as_json else sys.stdout  # with --json, stdout stays one JSON object
+            print(f"{name.upper()}: {done.best.reason()}", file=why, flush=True)
+            if done.best.optimistic:
+                print(f"note: {name.upper()} was chosen by its loss on the same test images it is reported on, so its numbers are optimistic",
+                      file=why, flush=True)
+            extra[f"best_{name}"] = done.best.to_json()
+    diff = diff_evaluations(pair[0].result, pair[1].result)
+    print_diff(diff, pair[0].checkpoint, pair[1].checkpoint, as_json=as_json, extra=extra)
+    if confusion_csv is not None:
+        from resnet_tui.core.export import write_confusion_csv
+
+        write_confusion_csv(diff.classes, diff.confusion_change, confusion_csv)
+        if confusion_csv != "-":
+            print(f"confusion change matrix (B - A) written to {confusion_csv}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- info
