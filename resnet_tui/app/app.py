@@ -493,11 +493,12 @@ class ResNetApp(App[Any]):
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         sections = [("Everywhere", binding_rows(self.BINDINGS) + self.EXTRA_KEYS)]
         from resnet_tui.app.screens.compare import CompareScreen
+        from resnet_tui.app.screens.eval_diff import EvalDiffScreen
         from resnet_tui.app.screens.lens import LensScreen
         from resnet_tui.app.screens.sweep import SweepScreen
 
         for name, cls in (("Train", TrainScreen), ("Data", DataScreen), ("Evaluate", EvaluateScreen), ("Runs", RunsScreen), ("A run", RunViewScreen),
-                          ("Comparing runs", CompareScreen), ("Lens", LensScreen), ("A sweep", SweepScreen),
+                          ("Comparing runs", CompareScreen), ("Diff of two evaluations", EvalDiffScreen), ("Lens", LensScreen), ("A sweep", SweepScreen),
                           ("Model", ModelScreen)):
             rows = binding_rows(cls.BINDINGS)
             if rows:

@@ -66,11 +66,12 @@ async def test_choosing_a_checkpoint_of_the_current_run_and_evaluating_with_e(tr
         path = str(trained_run / "checkpoints" / "cifar10_model_epoch_0.pth")
         field = screen.query_one("#checkpoint-input", Input)
         assert field.value == path  # the run's newest checkpoint is chosen already
-        await pilot.press("enter", "down", "enter")  # the list (focused): the lab's published checkpoint
+        # the screen opens on the Evaluate button; the checkpoint list is two fields back
+        await pilot.press("shift+tab", "shift+tab", "enter", "down", "enter")  # the list: the lab's published checkpoint
         await wait_for(pilot, lambda: field.value.startswith("https://"), 5, "the URL to be filled in")
         await pilot.press("enter", "up", "enter")  # back to the run's epoch 1
         await wait_for(pilot, lambda: field.value == path, 5, "the path to be filled in")
-        await pilot.press("e")
+        await pilot.press("escape", "e")  # letters typed in a list stay there: leave it first
         await wait_for(pilot, lambda: screen.result is not None, 60, "the evaluation")
         assert screen.result.n == 50
         assert f"Evaluated {path}" in shown_text(screen.query_one("#eval-status"))

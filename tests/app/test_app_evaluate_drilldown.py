@@ -175,3 +175,32 @@ async def test_keys_typed_into_a_select_or_a_text_field_are_not_global_keys(cifa
         field.value = ""
         await pilot.press("3", "s", "e")
         assert field.value == "3se" and app.screen is screen and not app.job.active and not screen.evaluating
+
+
+async def test_d_diffs_another_checkpoint_against_the_result(trained_run, cifar_dir, tmp_path):
+    """d on the Evaluate screen asks for B (pre-filled with A's path), evaluates it the same way in a worker and opens
+    the diff; B = A's own run folder (its last epoch, the same checkpoint) changes nothing."""
+    from resnet_tui.app.screens.eval_diff import EvalDiffScreen, PickAgainst
+
+    app = eval_app(trained_run, cifar_dir, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluateScreen), 10, "the Evaluate screen")
+        screen = app.screen
+        field = screen.query_one("#checkpoint-input", Input)
+        field.focus()
+        field.value = checkpoint(trained_run)
+        await pilot.press("enter")
+        screen = await evaluated(pilot, app)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickAgainst), 5, "the B dialog")
+        b = app.screen.query_one("#against-input", Input)
+        assert b.value == checkpoint(trained_run)
+        b.value = str(trained_run)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvalDiffScreen), 60, "the diff")
+        diff = app.screen.diff
+        assert diff.n == N_TEST and diff.confusion_a == screen.result.confusion == diff.confusion_b
+        assert diff.most_changed == []
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, 5, "back to Evaluate")

@@ -23,6 +23,7 @@ from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.operations import EvalSource, run_dir_of
 from resnet_tui.core.runs import RunDir
 from resnet_tui.app.screens.base import AppScreen
+from resnet_tui.app.screens.eval_diff import PickAgainst, diff_against
 from resnet_tui.app.state import ReportError
 from resnet_tui.app.widgets.confusion import ConfusionTable, EvalReport
 from resnet_tui.app.widgets.samples import SampleGrid, SamplesPanel
@@ -63,6 +64,7 @@ class EvaluateScreen(AppScreen):
     BINDINGS = [
         Binding("e", "evaluate", "Evaluate"),
         Binding("x", "cancel", "Cancel eval", show=False),
+        Binding("d", "diff_against", "Diff", tooltip="evaluate another checkpoint or run the same way, and show the change from this one"),
         # the results scroll from anywhere (the path field, a select); the focused results scroll themselves
         Binding("pagedown", "scroll_results(1)", "Scroll results", show=False),
         Binding("pageup", "scroll_results(-1)", "Scroll results", show=False),
@@ -194,6 +196,18 @@ class EvaluateScreen(AppScreen):
         for worker in self.workers:
             if worker.group == "evaluate":
                 worker.cancel()
+
+    def action_diff_against(self) -> None:
+        """Pick B (pre-filled with this result's source: epoch 5 vs epoch 30 is one edit), evaluate it the same way
+        in a worker (x cancels it), then show the change from this result."""
+        if self.result is None or self.evaluating:
+            self.notify("Evaluate a checkpoint first; d then diffs another one against it.", severity="warning")
+            return
+        self.app.push_screen(PickAgainst(self.source, self.source), lambda b: b is not None and self._diff_against(b))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
+    def _diff_against(self, b: str) -> None:
+        diff_against(self, self.result, self.source, b, self.session.form.last_valid)
 
     def _status(self, markup: str | Text) -> None:
         self.query_one("#eval-status", Static).update(markup)
