@@ -67,3 +67,22 @@ def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.chdir(tmp_path)
     with RunLock(running):  # a run is running while its lock is held (by this test, as by a trainer)
         yield Path("runs")
+
+
+GIB = 2**30
+
+
+class FixedMachine:
+    """A sampler of a machine that never changes: one H200 at work, and the host."""
+
+    def sample(self) -> ev.SystemSample:
+        gpu = ev.GpuSample(0, "NVIDIA H200", 97.0, int(11.2 * GIB), int(139.8 * GIB), 310.0, 64.0)
+        return ev.SystemSample(0.0, 98.0, int(1.2 * GIB), 51.0, int(5.5 * GIB), int(23.5 * GIB), [gpu])
+
+
+@pytest.fixture
+def fixed_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system panel shows FixedMachine instead of this machine (snapshots)."""
+    from resnet_tui.app.widgets import system_panel
+
+    monkeypatch.setattr(system_panel, "SystemSampler", FixedMachine)

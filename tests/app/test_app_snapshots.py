@@ -23,6 +23,11 @@ SIZES = [(80, 24), (120, 40)]
 RUN_DIR = "runs/20261128-100000"
 
 
+@pytest.fixture(autouse=True)
+def _fixed_machine(fixed_machine: None) -> None:
+    """Every screen's system panel shows the same machine, whatever runs the tests."""
+
+
 @pytest.fixture
 def data_link(cifar_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The shared data under a fixed relative path, so no machine-specific path is shown."""

@@ -14,30 +14,15 @@ from resnet_tui.core import events as ev
 from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.evaluate import EvalResult
 from resnet_tui.app.app import ResNetApp
-from resnet_tui.app.widgets import system_panel
 from resnet_tui.app.widgets.system_panel import SystemPanel
 
 from app_helpers import wait_for
 
 SIZES = [(80, 24), (120, 40)]
 RUN_DIR = "runs/20261128-100000"
-GIB = 2**30
 PER_EPOCH = 40
 CFG = TrainConfig(data="sample", epochs=5, batch_size=64, lr=0.05, momentum=0.9, schedule="warmup-linear", warmup_epochs=1)
 ACCURACY = {1: (1.71, 0.38), 2: (1.42, 0.49), 3: (1.30, 0.545), 4: (1.26, 0.567), 5: (1.25, 0.571)}
-
-
-class FixedMachine:
-    """A sampler of a machine that never changes: one H200 at work, and the host."""
-
-    def sample(self) -> ev.SystemSample:
-        gpu = ev.GpuSample(0, "NVIDIA H200", 97.0, int(11.2 * GIB), int(139.8 * GIB), 310.0, 64.0)
-        return ev.SystemSample(0.0, 98.0, int(1.2 * GIB), 51.0, int(5.5 * GIB), int(23.5 * GIB), [gpu])
-
-
-@pytest.fixture
-def fixed_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(system_panel, "SystemSampler", FixedMachine)
 
 
 def eval_result(nll: float, accuracy: float, n: int = 1000) -> EvalResult:

@@ -36,10 +36,12 @@ SHADES = "░░▒▒▓▓██"  # levels 1..8 without colour
 
 
 def colour_mode(app: Any) -> str:
-    """"none" (NO_COLOR), "standard" (8 or 16 colours, e.g. TERM=xterm) or "full" (256 colours or truecolor)."""
-    if getattr(app, "no_color", False):
-        return "none"
-    return "full" if app.console.color_system in ("256", "truecolor") else "standard"
+    """"none" (NO_COLOR), "standard" (8 or 16 colours, e.g. TERM=xterm) or "full" (256 colours or truecolor), from the
+    one reading of the terminal's depth the images use too (a headless app draws in truecolor unless forced)."""
+    from resnet_tui.app.widgets.pixels import app_color_depth
+
+    depth = app_color_depth(app)
+    return "none" if depth == "none" else "full" if depth in ("256", "truecolor") else "standard"
 
 
 def cell_style(level: int, diagonal: bool, mode: str) -> str:
