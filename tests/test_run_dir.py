@@ -15,7 +15,8 @@ from resnet_tui.core.runs import atomic_write, atomic_write_text
 
 LOG = r"\[LOG \d{8}-\d{2}:\d{2}:\d{2}\]"
 BATCH_LINE = re.compile(rf"^{LOG} epoch: (\d+), batch: (\d+) train-loss: (\d+\.\d{{4}})$")
-EPOCH_LINE = re.compile(rf"^{LOG} epoch: (\d+) train-loss: (\d+\.\d{{4}}) \(.*images/s\)$")
+# the lab's epoch line, then the machine's figures (`· cpu 198% · rss 1.03 GiB · ram 7%`; on a GPU `· gpu 97% ...`)
+EPOCH_LINE = re.compile(rf"^{LOG} epoch: (\d+) train-loss: (\d+\.\d{{4}}) \(.*images/s\) · (?:gpu|cpu) .*$")
 EVAL_LINE = re.compile(rf"^{LOG} eval-loss: (\d+\.\d{{4}}) accuracy: (\d+\.\d\d)% \((\d+) test images\)$")
 
 

@@ -292,6 +292,6 @@ class LossChart(PlotextPlot):
 CHART_BINDINGS = [
     Binding("g", "chart('log')", "Log", tooltip="chart: log or linear loss axis"),
     Binding("w", "chart('window')", "Window", tooltip=f"chart: the last {WINDOW_BATCHES} batches, or the whole run"),
-    Binding("m", "chart('smoothing')", "Smooth", tooltip="chart: smoothing on/off (moving average; the raw loss gray behind it)"),
+    Binding("m", "chart('smoothing')", "Smooth", tooltip="chart: smoothing on/off (an exponential moving average; the raw loss gray behind it)"),
     Binding("r", "chart('lr')", "LR", tooltip="chart: the learning rate on the right axis instead of the test accuracy"),
 ]
