@@ -131,5 +131,12 @@ class SystemPanel(Static):
         self._draw()
 
     def _draw(self) -> None:
-        if self.shown is not None:
-            self.update(panel_text(self.shown, max(self.content_size.width, 20)))
+        if self.shown is None:
+            return
+        text = panel_text(self.shown, max(self.content_size.width, 20))
+        old = self.content
+        if isinstance(old, Text) and old.plain == text.plain and old.spans == text.spans:
+            return
+        # a layout pass re-renders much of the screen (time a training thread could use): only when the height changes
+        relayout = not isinstance(old, Text) or old.plain.count("\n") != text.plain.count("\n")
+        self.update(text, layout=relayout)
