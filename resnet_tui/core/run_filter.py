@@ -12,7 +12,6 @@ A bad expression raises UserError with one line naming it and what is allowed.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from resnet_tui.core.config import FIELD_BY_NAME, ConfigError, TrainConfig, parse_field
 from resnet_tui.core.errors import UserError
-from resnet_tui.core.runs import RunSummary
+from resnet_tui.core.runs import RunSummary, finite_number
 
 OPERATORS = ("<=", ">=", "!=", "==", "=", "<", ">")
 _EXPRESSION = re.compile(r"^([^<>=!]*)(<=|>=|!=|==|=|<|>)(.*)$")
@@ -45,16 +44,6 @@ RESULT_FIELDS: dict[str, tuple[str, Getter]] = {
 }
 ALIASES = {"acc": "accuracy", "eval_loss": "nll", "loss": "last_loss", "run": "name", "folder": "name", "date": "started",
            "start": "started", "done": "epochs_done", "img_s": "images_per_sec", "speed": "images_per_sec"}
-
-
-def _number(x: Any) -> float | None:
-    """x as a float if it is a finite number (not a bool: a hand-edited file may hold anything), else None."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    try:
-        return float(x) if math.isfinite(x) else None
-    except OverflowError:  # an integer too large for a float
-        return None
 
 
 def field_names() -> list[str]:
@@ -90,7 +79,7 @@ class Condition:
         if have is None:
             return False
         if self.kind == "number":
-            have = _number(have)
+            have = finite_number(have)
             return have is not None and _compare(have, self.op, self.value)
         if self.kind == "config":
             return _compare(_config_value(self.field, have), self.op, self.value)
@@ -237,7 +226,7 @@ def _number_value(field: str, raw: str, op: str, fail: Callable[[str], UserError
         number = float(raw[:-1] if percent else raw)
     except ValueError:
         raise fail(f"{field}: got {raw!r}, expected a number ({op} compares numbers)") from None
-    if _number(number) is None:
+    if finite_number(number) is None:
         raise fail(f"{field}: got {raw!r}, expected a finite number")
     if field == "accuracy":
         if percent:

@@ -176,8 +176,8 @@ def _read_config(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _number(x: Any) -> float | None:
-    """x as a float if it is a finite number (not a bool), else None: what a summary shows comes from files."""
+def finite_number(x: Any) -> float | None:
+    """x as a float if it is a finite number (not a bool), else None: what a summary or a filter reads comes from files."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     try:
@@ -198,15 +198,15 @@ def summarize(path: Path, records: RunRecords | None = None) -> RunSummary:
     rec = read_run(path) if records is None else records
     s = RunSummary(path=path, config=_read_config(path), skipped=rec.skipped)
     s.optimizer = s.config["optimizer"] if isinstance(s.config.get("optimizer"), str) else ""
-    s.lr = _number(s.config.get("lr"))
+    s.lr = finite_number(s.config.get("lr"))
     epochs = s.config.get("epochs")
     s.epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
     s.epochs_done = max((e.epoch for e in rec.epochs), default=0)
     batches, last_eval = rec.batches, rec.last_eval
-    s.last_loss = _number(batches[-1].loss) if batches else None
+    s.last_loss = finite_number(batches[-1].loss) if batches else None
     s.accuracy = last_eval.result.accuracy if last_eval is not None else None
-    s.nll = _number(last_eval.result.nll) if last_eval is not None else None
-    s.train_loss = _number(rec.epochs[-1].train_loss) if rec.epochs else None
+    s.nll = finite_number(last_eval.result.nll) if last_eval is not None else None
+    s.train_loss = finite_number(rec.epochs[-1].train_loss) if rec.epochs else None
     s.images_per_sec = _throughput(rec)
     s.started = rec.start.time_utc if rec.start is not None else ""
     s.status = _status(path, rec)
@@ -220,7 +220,7 @@ def summarize(path: Path, records: RunRecords | None = None) -> RunSummary:
 def _throughput(rec: RunRecords) -> float | None:
     """Training images/s: the end record's (over the whole run), else the last epoch's (a run still training)."""
     for x in ([rec.end.images_per_sec] if rec.end is not None else []) + [e.images_per_sec for e in reversed(rec.epochs)]:
-        if _number(x) and x > 0:  # 0: a run that ended before it trained a batch
+        if finite_number(x) and x > 0:  # 0: a run that ended before it trained a batch
             return x
     return None
 
@@ -306,7 +306,7 @@ def _config_value(column: str) -> Callable[[RunSummary], Any]:
         v = s.config.get(column)
         if v is None:
             return None
-        number = _number(v) if not isinstance(v, bool) else float(v)
+        number = finite_number(v) if not isinstance(v, bool) else float(v)
         return (0, number, "") if number is not None else (1, 0.0, ",".join(map(str, v)) if isinstance(v, list) else str(v))
 
     return value
