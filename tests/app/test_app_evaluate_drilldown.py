@@ -32,6 +32,17 @@ async def evaluated(pilot, app: ResNetApp) -> EvaluateScreen:
     return screen
 
 
+async def evaluate_by_path(pilot, app: ResNetApp, trained_run) -> tuple[EvaluateScreen, Input]:
+    """Screen 4, the run's checkpoint typed into the path field, Enter (which evaluates); the screen with its result."""
+    await pilot.press("4")
+    await wait_for(pilot, lambda: isinstance(app.screen, EvaluateScreen), 10, "the Evaluate screen")
+    field = app.screen.query_one("#checkpoint-input", Input)
+    field.focus()
+    field.value = checkpoint(trained_run)
+    await pilot.press("enter")
+    return await evaluated(pilot, app), field
+
+
 def cell_by_hand(r, t: int, p: int) -> list[int]:
     return [i for i in range(r.n) if r.labels[i] == t and r.predictions[i] == p]
 
@@ -47,14 +58,7 @@ def checkpoint(trained_run) -> str:
 async def test_after_evaluating_the_results_have_the_focus_and_arrows_and_enter_open_a_cell(trained_run, cifar_dir, tmp_path):
     app = eval_app(trained_run, cifar_dir, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("4")
-        await wait_for(pilot, lambda: isinstance(app.screen, EvaluateScreen), 10, "the Evaluate screen")
-        screen = app.screen
-        field = screen.query_one("#checkpoint-input", Input)
-        field.focus()
-        field.value = checkpoint(trained_run)
-        await pilot.press("enter")  # Enter in the path field evaluates
-        screen = await evaluated(pilot, app)
+        screen, field = await evaluate_by_path(pilot, app, trained_run)
         r, table = screen.result, screen.query_one(ConfusionTable)
         assert r.n == N_TEST and app.focused is table  # the results take the focus
         # PageDown (the results scroll) reaches the samples below the fold; Tab goes on through them
@@ -184,14 +188,7 @@ async def test_d_diffs_another_checkpoint_against_the_result(trained_run, cifar_
 
     app = eval_app(trained_run, cifar_dir, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("4")
-        await wait_for(pilot, lambda: isinstance(app.screen, EvaluateScreen), 10, "the Evaluate screen")
-        screen = app.screen
-        field = screen.query_one("#checkpoint-input", Input)
-        field.focus()
-        field.value = checkpoint(trained_run)
-        await pilot.press("enter")
-        screen = await evaluated(pilot, app)
+        screen, _ = await evaluate_by_path(pilot, app, trained_run)
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, PickAgainst), 5, "the B dialog")
         b = app.screen.query_one("#against-input", Input)
