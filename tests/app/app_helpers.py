@@ -94,3 +94,15 @@ async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 30
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def type_into(pilot, app, field: str, text: str) -> None:
+    """Focus a field, clear it, and type `text` key by key."""
+    from textual.widgets import Input
+
+    widget = app.screen.query_one(f"#field-{field}", Input)
+    widget.focus()
+    await pilot.pause()
+    widget.value = ""
+    await pilot.press(*text)
+    await pilot.pause()

@@ -86,3 +86,14 @@ def fixed_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     from resnet_tui.app.widgets import system_panel
 
     monkeypatch.setattr(system_panel, "SystemSampler", FixedMachine)
+
+
+@pytest.fixture
+def data_link(cifar_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The shared data under a fixed relative path, so no machine-specific path is shown
+    (snapshots); colours as the terminal has them, whatever NO_COLOR the tests run under."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cifar10-jpeg").symlink_to(cifar_dir, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return "data/cifar10-jpeg"

@@ -6,7 +6,6 @@ Update with `pytest tests/app/test_app_data_snapshots.py --snapshot-update`, the
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -14,16 +13,6 @@ from resnet_tui.app.app import ResNetApp
 from resnet_tui.core.config import TrainConfig
 
 from app_helpers import wait_for
-
-
-@pytest.fixture
-def data_link(cifar_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The shared data under a fixed relative path, so no machine-specific path is shown."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "cifar10-jpeg").symlink_to(cifar_dir, target_is_directory=True)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    return "data/cifar10-jpeg"
 
 
 def data_app(data: str) -> ResNetApp:

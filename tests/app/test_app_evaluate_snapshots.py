@@ -8,7 +8,6 @@ table draws for what the terminal shows. Update with `pytest tests/app/test_app_
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,15 +23,6 @@ from app_helpers import screen_text, wait_for
 N = 60
 SOURCE = "runs/20261128-100000/checkpoints/cifar10_model_epoch_1.pth"
 CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-@pytest.fixture
-def data_link(cifar_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The shared data under a fixed relative path, so no machine-specific path is shown."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "cifar10-jpeg").symlink_to(cifar_dir, target_is_directory=True)
-    monkeypatch.chdir(tmp_path)
-    return "data/cifar10-jpeg"
 
 
 def colour_system(monkeypatch: pytest.MonkeyPatch, system: str) -> None:

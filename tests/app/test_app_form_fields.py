@@ -7,29 +7,19 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from textual.widgets import Button, Input, Select
+from textual.widgets import Button, Select
 
 from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.widgets.config_form import GROUP_STARTS, ConfigForm, field_text
 from resnet_tui.core.config import FIELDS, TrainConfig, preset_values
 
-from app_helpers import screen_text, shown_text, wait_for
+from app_helpers import type_into, screen_text, shown_text, wait_for
 
 WARMUP_WARNING = "! warm-up 2 epochs >= 1 epoch: the lr never decays"
 
 
 def make_app(tmp_path: Path, config: TrainConfig | None = None) -> ResNetApp:
     return ResNetApp(config=config or TrainConfig(data="sample"), runs_root=tmp_path / "runs", device_label="CPU")
-
-
-async def type_into(pilot, app, field: str, text: str) -> None:
-    """Focus a field, clear it, and type `text` key by key."""
-    widget = app.screen.query_one(f"#field-{field}", Input)
-    widget.focus()
-    await pilot.pause()
-    widget.value = ""
-    await pilot.press(*text)
-    await pilot.pause()
 
 
 def in_view(form: ConfigForm, widget) -> bool:

@@ -7,7 +7,6 @@ Update with `pytest tests/app/test_app_snapshots.py --snapshot-update`, then loo
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
@@ -26,15 +25,6 @@ RUN_DIR = "runs/20261128-100000"
 @pytest.fixture(autouse=True)
 def _fixed_machine(fixed_machine: None) -> None:
     """Every screen's system panel shows the same machine, whatever runs the tests."""
-
-
-@pytest.fixture
-def data_link(cifar_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The shared data under a fixed relative path, so no machine-specific path is shown."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "cifar10-jpeg").symlink_to(cifar_dir, target_is_directory=True)
-    monkeypatch.chdir(tmp_path)
-    return "data/cifar10-jpeg"
 
 
 def fake_run_events(cfg: TrainConfig, epochs_done: int = 2, batches_per_epoch: int = 40, batches_into_epoch: int = 25) -> list[ev.Event]:

@@ -10,7 +10,7 @@ import pytest
 
 from resnet_tui.core.config import ConfigError, TrainConfig, parse_field
 
-from app_helpers import read_records, screen_text, shown_text, wait_for
+from app_helpers import type_into, read_records, screen_text, shown_text, wait_for
 
 
 def config_error(name: str, value: str, label: str) -> str:
@@ -22,16 +22,6 @@ def config_error(name: str, value: str, label: str) -> str:
 
 def make_app(tmp_path, **kwargs) -> ResNetApp:
     return ResNetApp(config=TrainConfig(data="sample"), runs_root=tmp_path / "runs", device_label="CPU", **kwargs)
-
-
-async def type_into(pilot, app, field: str, text: str) -> None:
-    """Focus a field with the keyboard-equivalent of clicking it, clear it, and type."""
-    widget = app.screen.query_one(f"#field-{field}", Input)
-    widget.focus()
-    await pilot.pause()
-    widget.value = ""
-    await pilot.press(*text)
-    await pilot.pause()
 
 
 async def test_invalid_fields_are_marked_with_the_reason_and_block_training(tmp_path):
