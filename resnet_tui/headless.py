@@ -117,7 +117,8 @@ class HeadlessPrinter:
             self.out.flush()
 
     def __call__(self, e: ev.Event) -> None:
-        self.rates.apply(e)
+        if self.live:  # only the progress bar shows the recent rate (the app's log printer is not live: no work twice)
+            self.rates.apply(e)
         if isinstance(e, ev.TrainStart):
             self.start = e
             self.total_batches = int(e.config["epochs"]) * e.batches_per_epoch

@@ -140,25 +140,13 @@ class LossChart(PlotextPlot):
 
     # ---------------------------------------------------------------- the toggles (each redraws at once)
 
-    def toggle_log(self) -> None:
-        self.log_y = not self.log_y
-        self._draw()
-
-    def toggle_window(self) -> None:
-        self.windowed = not self.windowed
-        self._draw()
-
-    def toggle_smoothing(self) -> None:
-        self.smoothing = not self.smoothing
-        self._draw()
-
-    def toggle_lr(self) -> None:
-        self.show_lr = not self.show_lr
-        self._draw()
+    TOGGLES = {"log": "log_y", "window": "windowed", "smoothing": "smoothing", "lr": "show_lr"}  # key name -> flag
 
     def toggle(self, name: str) -> None:
-        """One of the CHART_BINDINGS' toggles by name: log, window, smoothing or lr."""
-        {"log": self.toggle_log, "window": self.toggle_window, "smoothing": self.toggle_smoothing, "lr": self.toggle_lr}[name]()
+        """One of the CHART_BINDINGS' toggles by name (log, window, smoothing or lr): flip its flag and redraw."""
+        flag = self.TOGGLES[name]
+        setattr(self, flag, not getattr(self, flag))
+        self._draw()
 
     def label(self, width: int = 0) -> str:
         """The x label: what the axes show and which toggles are on; shorter when `width` (columns) is too narrow
