@@ -4,7 +4,8 @@ Engine code: no UI imports. Values are validated through `config.parse_field` be
 Torch is imported only where runs are trained, so planning a sweep (the CLI, the app's form) stays fast.
 
 Layout of a sweep folder:
-    sweep.json                 the grid, each combination's run directory, status and result
+    sweep.json                 the grid, each combination's run directory, status and result as this process
+                               last saw them (the run directories are the truth: see sweep_points)
     <name>/                    one ordinary run directory per combination, e.g. optimizer=adam,lr=0.01/
     <name>/train.log           the run's log lines (every run writes one)
     <name>/stderr.log          (runs in subprocesses only) the subprocess's own stderr
@@ -12,6 +13,7 @@ Layout of a sweep folder:
 With one device the runs train one after another in this process (the data is loaded once). With several
 CUDA GPUs each run trains in its own `resnet-tui --no-ui train` subprocess on one GPU (device cuda:i), one
 run per GPU at a time: subprocesses rather than threads, so that the runs do not share one GIL.
+Over several machines (a Slurm job array), each point trains in its own job: resnet_tui.core.sweep_points.
 """
 
 from __future__ import annotations
@@ -386,7 +388,8 @@ def read_result(point: SweepPoint, device: str = "") -> SweepResult:
         return r
     records = read_run(point.run_dir)
     s = summarize(point.run_dir, records)
-    r.status = s.status if s.status in ("finished", "interrupted", "diverged", "failed") else "interrupted"
+    # running: another process trains it now (a --point job); a crashed run counts as interrupted (it resumes)
+    r.status = s.status if s.status in ("finished", "interrupted", "diverged", "failed", "running") else "interrupted"
     r.epochs_done = s.epochs_done
     last_eval, epochs, ends = records.last_eval, records.epochs, records.of(RunEnd)
     if last_eval is not None:
@@ -486,15 +489,11 @@ def run_sweep(
     slots = list(slots)
     if processes is None:
         processes = len(slots) > 1
-    folders = {p.config.data for p in plan.points if p.config.data not in ("auto", "cifar10", "sample")}
-    if folders:  # a missing image folder fails now, not after the runs before it
-        from resnet_tui.core.data import check_image_folder
-
-        for folder in sorted(folders):
-            check_image_folder(folder)
+    check_data_folders(plan)
     plan.out.mkdir(parents=True, exist_ok=True)
 
     results = [read_result(p) for p in plan.points]
+    check_not_running(plan, results)
     todo = [p for p, r in zip(plan.points, results) if r.status not in DONE_STATUSES]
     skipped = [p.index for p in plan.points if p not in todo]  # done in an earlier start of this sweep: kept as recorded
     write_sweep_json(plan, results, "running", slots)
@@ -522,6 +521,30 @@ def run_sweep(
     return end
 
 
+def check_data_folders(plan: SweepPlan) -> None:
+    """A missing image folder fails now, not after the runs before it."""
+    folders = {p.config.data for p in plan.points if p.config.data not in ("auto", "cifar10", "sample")}
+    if folders:
+        from resnet_tui.core.data import check_image_folder
+
+        for folder in sorted(folders):
+            check_image_folder(folder)
+
+
+def check_not_running(plan: SweepPlan, results: Sequence[SweepResult]) -> None:
+    """A run of this sweep that another process trains now (a `--point` job on another machine sharing the folder)
+    is refused before anything starts: starting it here would set its metrics aside under the live run."""
+    busy = [p for p, r in zip(plan.points, results) if r.status == "running"]
+    if busy:
+        from resnet_tui.core.lock import holder
+
+        who = holder(busy[0].run_dir)
+        by = who.describe() if who is not None else "another process"
+        raise UserError(f"--out: run {busy[0].name!r} of {str(plan.out)!r} is being trained by {by}"
+                        + (f" (and {len(busy) - 1} more run(s))" if len(busy) > 1 else "")
+                        + "; wait for it to end, then start the sweep again (finished runs are kept)")
+
+
 def _run_points(
     plan: SweepPlan,
     todo: list[SweepPoint],
@@ -536,7 +559,7 @@ def _run_points(
     """Train the points; True when stopped before all were done."""
     if processes:
         def start(point: SweepPoint, slot: str) -> Handle:
-            resume = _prepare_run_dir(point)
+            resume = prepare_run_dir(point)
             cfg = point.config.replace(device=slot)
             atomic_write_text(point.run_dir / CONFIG_NAME, cfg.to_toml())
             results[point.index].status, results[point.index].device = "running", slot
@@ -571,7 +594,7 @@ def _run_in_process(
         if should_stop():
             return True
         cfg = point.config.replace(device=device)
-        resume = _prepare_run_dir(point)
+        resume = prepare_run_dir(point)
         key = (cfg.data, cfg.data_dir, cfg.limit_train, cfg.limit_eval)
         if key not in splits:
             splits[key] = load_data(*key)
@@ -585,7 +608,7 @@ def _run_in_process(
     return False
 
 
-def _prepare_run_dir(point: SweepPoint) -> bool:
+def prepare_run_dir(point: SweepPoint) -> bool:
     """Whether the run resumes: it stopped mid-way in an earlier start of this sweep and left its resume state.
     A run that stopped before its first epoch's end starts over; its old metrics are set aside, not mixed in."""
     run = RunDir(point.run_dir)
