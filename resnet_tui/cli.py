@@ -130,8 +130,44 @@ def train(
         _open_app(mode="train", config=cfg, run_dir=run_path, resume=resume is not None, notify=notify)
         return
     _print_config_warnings(cfg)
+    nproc = _processes_to_launch(cfg)
+    if nproc > 1:
+        raise typer.Exit(_launch_ranks(nproc, run_path, resume is not None, cfg.on_hangup))
     code = run_headless_training(cfg, run_path, resume=resume is not None, notify=notify)
     raise typer.Exit(code)
+
+
+def _processes_to_launch(cfg: TrainConfig) -> int:
+    """The processes `--gpus` asks this command to start (1: train here). Under torchrun this process is one rank
+    already: torchrun's --nproc-per-node and --nnodes say how many there are."""
+    if cfg.gpus == 1:
+        return 1
+    from resnet_tui.core.device import resolve_device
+    from resnet_tui.core.distributed import check_world, launched_by_torchrun, processes
+
+    if launched_by_torchrun():
+        return 1
+    device_type = resolve_device(cfg.device).type
+    n = processes(cfg.gpus, device_type)
+    check_world(cfg, n, device_type)
+    return n
+
+
+def _launch_ranks(nproc: int, run_path: Path, resume: bool, on_hangup: str) -> int:
+    """`--gpus N`: this same command as N ranks, through torch.distributed's launcher; they train into one run directory
+    (named here, so that every rank writes the same one)."""
+    from resnet_tui.core.distributed import launch
+    from resnet_tui.headless import say
+
+    args = sys.argv[1:]
+    if not resume and "--run-dir" not in args:
+        args += ["--run-dir", str(run_path)]
+    say(f"[LOG] training {run_path} as {nproc} processes (torch.distributed); Ctrl+C stops them all after the same batch")
+    code, who = launch(nproc, args, on_hangup)
+    if who:
+        say(f"error: {who}; the run failed, and its last saved resume state is intact: "
+            f"resnet-tui --no-ui train --resume {run_path}")
+    return code
 
 
 def _print_config_warnings(cfg: TrainConfig) -> None:
@@ -159,16 +195,29 @@ def run_headless_training(cfg: TrainConfig, run_path: Path, resume: bool = False
     """Train with the headless printer. Ctrl+C and SIGTERM stop at the next batch, save, and exit 128+signal;
     SIGHUP detaches (or stops, with --on-hangup stop). A closed pipe or a dead terminal never stops training.
     notify: a desktop notification through the terminal when the run ends (not on a stop the user asked for)."""
+    from resnet_tui.core.device import resolve_device
+    from resnet_tui.core.distributed import join
     from resnet_tui.core.train import train as run_train
     from resnet_tui.headless import HeadlessPrinter, SignalStop
 
-    printer = HeadlessPrinter(notify=notify)
-    with SignalStop(cfg.on_hangup, on_detach=printer.detach) as signals:
-        try:
-            end = run_train(cfg, run_path, printer, should_stop=signals.stop_requested, resume=resume)
-        finally:
-            printer.close()
-    if signals.exit_code is not None:
+    cohort = join(resolve_device(cfg.device))  # under torchrun: this rank's place in the run; else a cohort of one
+    try:
+        run_path = Path(cohort.broadcast(str(run_path)))  # rank 0's: a default run dir is named after the time
+        printer = HeadlessPrinter(notify=notify) if cohort.main else None  # rank 0 speaks for the run
+        with SignalStop(cfg.on_hangup, on_detach=printer.detach if printer else None, quiet=not cohort.main) as signals:
+            try:
+                end = run_train(cfg, run_path, printer or (lambda e: None), should_stop=signals.stop_requested,
+                                resume=resume, cohort=cohort)
+            finally:
+                if printer is not None:
+                    printer.close()
+    finally:
+        cohort.close()
+    if not cohort.main and end.status == "failed":
+        from resnet_tui.headless import say
+
+        say(f"error: rank {cohort.rank}: {end.message}")
+    if signals.exit_code is not None and end.status != "failed":  # a rank failure is not the stop the signal asked for
         return signals.exit_code
     return {"finished": 0, "interrupted": 130}.get(end.status, 1)
 
@@ -384,24 +433,37 @@ def sweep(
     notify: bool = typer.Option(True, "--notify/--no-notify", help="when the sweep has trained all its runs, ring the terminal bell "
                                 "and send a desktop notification (OSC 9 and OSC 777; through tmux's passthrough inside tmux); "
                                 "never written when stdout is not a terminal"),
+    plan_only: bool = typer.Option(False, "--plan", help="write the grid to SWEEP_DIR/sweep.json and print its number of points "
+                                   "and the sbatch line that trains them; trains nothing"),
+    point: Optional[str] = typer.Option(None, "--point", help="train point K (from 0) of the sweep planned in --out SWEEP_DIR "
+                                        "(no grid flags: the grid is read from its sweep.json), as the sweep would "
+                                        "[default: $SLURM_ARRAY_TASK_ID when set, as in a Slurm job array]", metavar="K", show_default=False),
+    status: bool = typer.Option(False, "--status", help="print the ranked table of the sweep in --out SWEEP_DIR, read from its run "
+                                "directories (points trained on any machine that shares the folder); trains nothing"),
     **flags: Any,
 ) -> None:
     """Train every combination of the values given (a grid), e.g. --optimizer sgd,adam --lr 0.1,0.01; rank the runs by test accuracy.
 
     Each run gets a directory in SWEEP_DIR named after its values (optimizer=adam,lr=0.01). With several CUDA GPUs
     one run trains per GPU at a time; otherwise one after another. Starting the same sweep again keeps the finished runs.
+    Over a cluster: --plan writes the grid, then each job trains one --point K (a Slurm array's index by default).
     """
     from resnet_tui.core.config import FIELD_BY_NAME
     from resnet_tui.core.sweep import default_sweep_dir, parse_axes, plan_sweep
 
     order = [k for k in ctx.params if k in FIELD_BY_NAME]  # command-line order: the first flag varies slowest
-    values = parse_axes({k: flags[k] for k in order if flags.get(k) is not None})
+    given = {k: flags[k] for k in order if flags.get(k) is not None}
+    if _uses_planned_sweep(out, given, config, plan_only, point, status):
+        raise typer.Exit(_planned_sweep(out, point, status, notify))  # type: ignore[arg-type]
+    values = parse_axes(given)
     file_values = read_toml(config) if config else {}
     from resnet_tui.core.operations import preset_device_type
 
     presets = values.get("preset", [file_values.get("preset", "lab")])
     device_type = preset_device_type(presets, values.get("device", [file_values.get("device", "auto")])[0])
     plan = plan_sweep(out or default_sweep_dir(), values, file_values, device_type)
+    if plan_only:
+        raise typer.Exit(print_sweep_plan(plan))
     from resnet_tui.core.sweep import check_out_dir
 
     check_out_dir(plan)
@@ -409,6 +471,121 @@ def sweep(
         _open_app(mode="sweep", plan=plan, notify=notify)
         return
     raise typer.Exit(run_headless_sweep(plan, notify=notify))
+
+
+def _uses_planned_sweep(out: Optional[Path], grid: dict[str, Any], config: Optional[Path], plan_only: bool,
+                        point: Optional[str], status: bool) -> bool:
+    """Whether the sweep comes from SWEEP_DIR/sweep.json rather than from the flags: --point and --status, and a bare
+    `sweep --out SWEEP_DIR` on a planned folder (one point when $SLURM_ARRAY_TASK_ID is set, else all of them)."""
+    import os
+
+    from resnet_tui.core.sweep_points import POINT_ENV, has_plan
+
+    asked = "--point" if point is not None else "--status" if status else None
+    if asked is None:
+        if plan_only or grid or config is not None or out is None:
+            return False
+        return POINT_ENV in os.environ or has_plan(out)
+    if point is not None and status:
+        raise UserError("--status: got it with --point; expected one of them (--status trains nothing)")
+    if plan_only:
+        raise UserError(f"--plan: got it with {asked}; expected --plan to write the grid, then {asked} on the planned folder")
+    if grid or config is not None:
+        got = ", ".join(["--config"] * (config is not None) + ["--" + k.replace("_", "-") for k in grid])
+        raise UserError(f"{asked}: got {got} too; expected only --out SWEEP_DIR (the grid comes from its sweep.json)")
+    if out is None:
+        raise UserError(f"{asked}: expected --out SWEEP_DIR too (the folder that --plan wrote)")
+    return True
+
+
+def _planned_sweep(out: Path, point: Optional[str], status: bool, notify: bool) -> int:
+    """The sweep planned in OUT/sweep.json: its ranked table (--status), one point (--point or the job array's
+    index), or all its points here."""
+    import os
+
+    from resnet_tui.core import sweep_points as sp
+
+    plan = sp.load_plan(out)
+    if status:
+        return _print_planned_status(plan)
+    if point is not None or sp.POINT_ENV in os.environ:
+        k = sp.point_index(plan, point, os.environ)
+        if not State.no_ui:
+            raise UserError(f"--point: got it without --no-ui; expected `resnet-tui --no-ui sweep --out {out} --point {k}` (a point trains headless)")
+        return run_headless_point(plan, k, notify)
+    if not State.no_ui:
+        _open_app(mode="sweep", plan=plan, notify=notify)
+        return 0
+    return run_headless_sweep(plan, notify=notify)
+
+
+def print_sweep_plan(plan: Any) -> int:
+    """--plan: write sweep.json, then say how many points it holds and how to train them (on Slurm, one array job each)."""
+    import shlex
+
+    from resnet_tui.core import sweep_points as sp
+
+    results = sp.write_plan(plan)
+    n, where = len(plan.points), shlex.quote(str(plan.out))
+    done = sum(sp.is_done(r) for r in results)
+    print(f"{n} point{'s' if n != 1 else ''} planned in {plan.out}/sweep.json; nothing trained"
+          + (f" ({done} already done there, kept)" if done else ""))
+    for p, r in zip(plan.points, results):
+        print(f"  {p.index:>4}  {p.name}" + (f"  ({r.status})" if r.status != "pending" else ""))
+    print(f"train point K (0 to {n - 1}) on any machine that shares the folder: resnet-tui --no-ui sweep --out {where} --point K")
+    print(f"on Slurm: sbatch --array={sp.array_range(plan)} JOB_SCRIPT  (it runs: resnet-tui --no-ui sweep --out {where} "
+          f"--point ${sp.POINT_ENV}; see the README)")
+    print(f"the ranked table, from the points finished so far: resnet-tui --no-ui sweep --out {where} --status", flush=True)
+    for line in _relative_paths(plan):
+        print(f"[WARNING] {line}", file=sys.stderr, flush=True)
+    return 0
+
+
+def _relative_paths(plan: Any) -> list[str]:
+    """Data paths that a job started in another working directory would not find."""
+    seen: dict[str, str] = {}
+    for p in plan.points:
+        for name, value in (("data", p.config.data), ("data_dir", p.config.data_dir)):
+            if value and value not in ("auto", "cifar10", "sample") and not Path(value).expanduser().is_absolute():
+                seen.setdefault(value, name)
+    return [f"--{name.replace('_', '-')}: {value!r} is a relative path; each point resolves it from the working directory "
+            "its job starts in (give an absolute path when jobs start elsewhere)" for value, name in seen.items()]
+
+
+def _print_planned_status(plan: Any) -> int:
+    """--status: the ranked table, each point's result read from its own run directory."""
+    from collections import Counter
+
+    from resnet_tui.core import sweep_points as sp
+    from resnet_tui.report import print_sweep_table
+
+    results = sp.point_results(plan)
+    print_sweep_table(results, plan.out)
+    counts = Counter(r.status for r in results)
+    print(f"{len(results)} point(s): " + ", ".join(f"{c} {s}" for s, c in sorted(counts.items())), flush=True)
+    return 0
+
+
+def run_headless_point(plan: Any, k: int, notify: bool = False) -> int:
+    """Train point k of a planned sweep as the sweep would (its run directory, its config; an interrupted point
+    resumes), with a train run's headless output. A point already done is kept, as a sweep started again keeps it."""
+    from resnet_tui.core import sweep_points as sp
+    from resnet_tui.core.sweep import read_result
+    from resnet_tui.headless import SafeStream, lab_time
+
+    point, out = plan.points[k], SafeStream(sys.stdout)
+    before = read_result(point)
+    if sp.is_done(before):
+        acc = f", accuracy {before.accuracy:.2%}" if before.accuracy is not None else ""
+        out.write(f"[SWEEP {lab_time()}] point {k} of {plan.out}: {point.name} is already {before.status}{acc}; "
+                  "kept, not trained again\n")
+        out.flush()
+        return 0 if before.status == "finished" else 1
+    cfg, resume = sp.prepare_point(point)
+    out.write(f"[SWEEP {lab_time()}] point {k} ({k + 1}/{len(plan.points)}) of {plan.out}: {point.name}"
+              f"{' (resuming)' if resume else ''}\n")
+    out.flush()
+    return run_headless_training(cfg, point.run_dir, resume=resume, notify=notify)
 
 
 def run_headless_sweep(plan: Any, notify: bool = False) -> int:

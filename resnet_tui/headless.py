@@ -188,8 +188,10 @@ class SignalStop:
     on_hangup="stop"; with "continue" (the default) the run detaches instead, like nohup: output stops
     and training goes on to its end. `stop_requested()` is the trainer's should_stop."""
 
-    def __init__(self, on_hangup: str = "continue", what: str = "the run", on_detach: Callable[[], None] | None = None):
+    def __init__(self, on_hangup: str = "continue", what: str = "the run", on_detach: Callable[[], None] | None = None,
+                 quiet: bool = False):
         self.on_hangup = on_hangup
+        self.quiet = quiet  # a rank > 0 of a distributed run: rank 0 says it
         self.what = what
         self.on_detach = on_detach
         self.received: list[int] = []
@@ -214,7 +216,8 @@ class SignalStop:
             signal.signal(signum, signal.SIG_DFL)
             raise KeyboardInterrupt
         self.received.append(signum)
-        say(f"\n[LOG] {signal.Signals(signum).name} received: stopping {self.what} after this batch and saving (again to abort)")
+        if not self.quiet:
+            say(f"\n[LOG] {signal.Signals(signum).name} received: stopping {self.what} after this batch and saving (again to abort)")
 
     def __enter__(self) -> "SignalStop":
         handled = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])

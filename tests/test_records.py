@@ -79,7 +79,7 @@ def test_lines_are_the_documented_format_with_its_rounding_and_null_for_a_non_fi
         '{"event": "batch", "epoch": 1, "batch": 2, "loss": null, "images": 64, "time": 0.1235, "lr": 0.001}\n',
         '{"event": "epoch", "epoch": 1, "train_loss": null, "seconds": 960.123, "images_per_sec": 52.12}\n',
         '{"event": "checkpoint", "epoch": 1, "path": "checkpoints/cifar10_model_epoch_0.pth"}\n',
-        '{"event": "end", "status": "finished", "images_per_sec": 52.12, "train_seconds": 960.123, "message": ""}\n',
+        '{"event": "end", "status": "finished", "images_per_sec": 52.12, "train_seconds": 960.123, "message": "", "world_size": 1, "rank_images_per_sec": []}\n',
         '{"event": "notice", "text": "hello"}\n',
     ]
     rec = records.to_record(start(resumed_at=(2, 3)))

@@ -28,6 +28,7 @@ PRESETS = ("lab", "fast")
 ON_HANGUP = ("continue", "stop")
 MAX_BLOCKS = 64  # residual blocks per stage: the cap of --layers, and of the layers read off a checkpoint's keys
 MAX_SEED = 2**32 - 1  # numpy's seed range; torch accepts more, but the lab seeds both
+MAX_PROCESSES = 1024  # --gpus: processes of one run on this machine
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; anything over 1 MB is not one
 
 
@@ -214,6 +215,16 @@ def _eval_every(v: Any) -> int | str:
 _eval_every.allowed = "auto (every epoch on CUDA and MPS, only at the end on a CPU), 0 (only at the end) or an integer >= 1 (every N epochs)"  # type: ignore[attr-defined]
 
 
+def _gpus(v: Any) -> int | str:
+    try:
+        return "all" if isinstance(v, str) and v.strip().lower() == "all" else _int(1, MAX_PROCESSES)(v)
+    except ValueError:
+        raise ValueError(_gpus.allowed) from None  # type: ignore[attr-defined]
+
+
+_gpus.allowed = f"an integer from 1 to {MAX_PROCESSES}, or all (every visible CUDA GPU)"  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -250,6 +261,10 @@ FIELDS: tuple[Field, ...] = (
     Field("skip", _bool, "residual shortcuts (--no-skip trains the plain network of the same depth)", "Skip connections", flag_bool=True),
     Field("device", _device, "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps", "Device"),
     Field("precision", _choice(PRECISIONS), "auto (bf16 autocast on CUDA and on CPUs with AMX, else fp32; the device line says why), fp32 or bf16", "Precision"),
+    Field("gpus", _gpus, "processes of one run, data-parallel (torch.distributed): 1, N or all (one per visible CUDA GPU); "
+          "with --device cpu, N CPU processes (gloo). --batch-size stays the global batch", "GPUs"),
+    Field("sync_bn", _bool, "with several processes: SyncBatchNorm, batch statistics over the whole global batch (CUDA), "
+          "instead of each process's own", "Sync BatchNorm", flag_bool=True),
     Field("compile", _bool, "torch.compile the model (CUDA graphs on GPU); falls back with a notice", "Compile", flag_bool=True),
     Field("limit_train", _optional_int(1), "train on a deterministic, class-balanced subset of N images", "Train subset"),
     Field("limit_eval", _optional_int(1), "evaluate on a deterministic, class-balanced subset of N images", "Eval subset"),
@@ -287,6 +302,8 @@ class TrainConfig:
     skip: bool = True
     device: str = "auto"
     precision: str = "auto"
+    gpus: int | str = 1  # processes of the run: an int, or "all" (resnet_tui.core.distributed)
+    sync_bn: bool = False
     compile: bool = False
     limit_train: int | None = None
     limit_eval: int | None = None
@@ -341,7 +358,7 @@ FAST_CPU_BATCH, FAST_CPU_LR = 64, 0.025  # batch 64: the fastest measured on a 2
 
 
 # Where and how a run happens, not how the network learns: presets leave them alone.
-RUN_FIELDS = ("data", "data_dir", "device", "limit_train", "limit_eval", "on_hangup", "resume_every", "lens_every", "eval_every")
+RUN_FIELDS = ("data", "data_dir", "device", "gpus", "limit_train", "limit_eval", "on_hangup", "resume_every", "lens_every", "eval_every")
 
 
 def eval_every_epochs(cfg: TrainConfig, device_type: str) -> int:

@@ -363,6 +363,13 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
+def _slice(start: int, length: int, rank: int, world: int) -> tuple[int, int]:
+    """[lo, hi) of rank's slice of the batch [start, start + length), as torch.tensor_split splits it."""
+    q, r = divmod(length, world)
+    lo = start + rank * q + min(rank, r)
+    return lo, lo + q + (1 if rank < r else 0)
+
+
 class DeviceBatches:
     """A split resident on the training device as uint8; batches are normalised (and augmented) there."""
 
@@ -379,10 +386,17 @@ class DeviceBatches:
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
+    def batch_length(self, b: int, batch_size: int) -> int:
+        """Images in global batch b (the last one may be smaller)."""
+        return min(batch_size, self.n - b * batch_size)
+
     def train_epoch(
-        self, epoch: int, batch_size: int, seed: int, augment: bool, drop_last: bool = False, start_batch: int = 0
+        self, epoch: int, batch_size: int, seed: int, augment: bool, drop_last: bool = False, start_batch: int = 0,
+        part: tuple[int, int] = (0, 1),
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled batches of epoch `epoch` (counted from 0), from batch `start_batch` on."""
+        """Shuffled batches of epoch `epoch` (counted from 0), from batch `start_batch` on. part=(rank, world): this
+        rank's slice of each batch (the first `len % world` slices are one image longer); the shuffle and the
+        augmentation are the whole batch's, whatever the world size."""
         g = epoch_generator(seed, epoch)
         perm = torch.randperm(self.n, generator=g)
         if augment:
@@ -390,11 +404,11 @@ class DeviceBatches:
             flips = (torch.rand(self.n, generator=g) < 0.5).to(self.device)
         perm = perm.to(self.device)
         for b in range(start_batch, self.num_batches(batch_size, drop_last)):
-            idx = perm[b * batch_size : (b + 1) * batch_size]
+            lo, hi = _slice(b * batch_size, self.batch_length(b, batch_size), *part)
+            idx = perm[lo:hi]
             x = normalize(self.images[idx])
             if augment:
-                pos = slice(b * batch_size, b * batch_size + len(idx))
-                x = translate_and_flip(x, shifts[pos], flips[pos])
+                x = translate_and_flip(x, shifts[lo:hi], flips[lo:hi])
             yield self._prepare(x), self.labels[idx]
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -46,6 +46,7 @@ class TrainStart:
     notices: list[str] = field(default_factory=list)
     time_utc: str = ""  # when this process started training, "YYYY-MM-DD HH:MM:SS" in UTC
     resumed: bool = False  # continues a run from its resume state, at (start_epoch, start_batch)
+    world_size: int = 1  # processes training the run together (torch.distributed)
 
     @property
     def resumed_at(self) -> tuple[int, int] | None:
@@ -102,6 +103,8 @@ class RunEnd:
     train_seconds: float
     message: str = ""
     epochs_done: int = 0
+    world_size: int = 1
+    rank_images_per_sec: list[float] = field(default_factory=list)  # each process's own throughput, by rank
 
 
 @dataclass

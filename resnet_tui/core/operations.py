@@ -285,7 +285,7 @@ __all__ = [
 
 # What a resume may change: how long the run trains and how it is supervised, never how it learns.
 # tta and eval_every: how the run is evaluated, not how it trains
-RESUME_MAY_CHANGE = ("epochs", "device", "on_hangup", "resume_every", "lens_every", "tta", "eval_every")
+RESUME_MAY_CHANGE = ("epochs", "device", "gpus", "on_hangup", "resume_every", "lens_every", "tta", "eval_every")
 
 
 def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) -> TrainConfig:

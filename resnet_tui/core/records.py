@@ -75,7 +75,8 @@ def to_record(event: ev.Event, run_dir: str | Path | None = None) -> dict[str, A
     if isinstance(e, ev.TrainStart):
         return {"event": "start", "time_utc": e.time_utc, "device": e.device, "param_count": e.param_count,
                 "n_train": e.n_train, "n_test": e.n_test, "batches_per_epoch": e.batches_per_epoch,
-                "resumed_at": {"epoch": e.start_epoch, "batch": e.start_batch} if e.resumed else None, "config": e.config}
+                "resumed_at": {"epoch": e.start_epoch, "batch": e.start_batch} if e.resumed else None,
+                "world_size": e.world_size, "config": e.config}
     if isinstance(e, ev.BatchEnd):
         return {"event": "batch", "epoch": e.epoch, "batch": e.batch, "loss": _loss(e.loss), "images": e.images,
                 "time": round(e.time, 4), "lr": e.lr}
@@ -97,7 +98,8 @@ def to_record(event: ev.Event, run_dir: str | Path | None = None) -> dict[str, A
         return _system_record(e)
     if isinstance(e, ev.RunEnd):
         return {"event": "end", "status": e.status, "images_per_sec": round(e.images_per_sec, 2),
-                "train_seconds": round(e.train_seconds, 3), "message": e.message}
+                "train_seconds": round(e.train_seconds, 3), "message": e.message, "world_size": e.world_size,
+                "rank_images_per_sec": [round(x, 2) for x in e.rank_images_per_sec]}
     return None
 
 
@@ -216,7 +218,7 @@ def _start(rec: dict[str, Any], run_dir: str | Path) -> ev.TrainStart:
         param_count=_get(rec, "param_count", 0, _int()), n_train=_get(rec, "n_train", 0, _int()),
         n_test=_get(rec, "n_test", 0, _int()), batches_per_epoch=_get(rec, "batches_per_epoch", 0, _int()),
         start_epoch=resumed[0] if resumed else 1, start_batch=resumed[1] if resumed else 1,
-        time_utc=_get(rec, "time_utc", "", _str), resumed=resumed is not None,
+        time_utc=_get(rec, "time_utc", "", _str), resumed=resumed is not None, world_size=_get(rec, "world_size", 1, _int(1)),
     )
 
 
@@ -265,7 +267,9 @@ def _notice(rec: dict[str, Any], run_dir: str | Path) -> ev.Notice:
 
 def _end(rec: dict[str, Any], run_dir: str | Path) -> ev.RunEnd:
     return ev.RunEnd(_get(rec, "status", _REQUIRED, _str), _get(rec, "images_per_sec", 0.0, _number),
-                     _get(rec, "train_seconds", 0.0, _number), _get(rec, "message", "", _str))
+                     _get(rec, "train_seconds", 0.0, _number), _get(rec, "message", "", _str),
+                     world_size=_get(rec, "world_size", 1, _int(1)),
+                     rank_images_per_sec=_get(rec, "rank_images_per_sec", [], _list_of(_number)))
 
 
 def _lens(rec: dict[str, Any], run_dir: str | Path) -> ev.LensMeasure:

@@ -25,6 +25,7 @@ from resnet_tui.core.checkpoint import read_resume_state, save_state_dict
 from resnet_tui.core.config import TrainConfig, eval_every_epochs
 from resnet_tui.core.data import DeviceBatches, Split, load_data
 from resnet_tui.core.device import autocast_dtype, describe_device, prepare_device, resolve_device
+from resnet_tui.core.distributed import MAX_FLUSH_BATCHES, Cohort, check_world
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
 from resnet_tui.core.model import ResNet, param_count
@@ -112,6 +113,12 @@ class Setup:
     steps_per_epoch: int
     notices: list[str]
     drop_last: bool = False  # compiled runs drop the last partial batch, so the compiled graph sees one shape
+    cohort: Cohort = field(default_factory=Cohort)  # this process's rank in the run (a cohort of one: no DDP)
+    eager_model: nn.Module | None = None  # what the hot loop calls when not compiled: the model, or its DDP wrapper
+
+    @property
+    def compiled(self) -> bool:
+        return self.step_model is not (self.eager_model or self.model)
 
 
 @dataclass
@@ -125,8 +132,11 @@ class Position:
     partial: list[float] = field(default_factory=list)  # the epoch's losses so far
 
 
-def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split | None = None) -> Setup:
-    device = resolve_device(cfg.device)
+def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split | None = None,
+          cohort: Cohort | None = None) -> Setup:
+    cohort = cohort or Cohort()
+    device = cohort.device(resolve_device(cfg.device))
+    check_world(cfg, cohort.world_size, device.type)
     if train_split is None or test_split is None:
         train_split, test_split = load_data(cfg.data, cfg.data_dir, cfg.limit_train, cfg.limit_eval)
     notices = list(dict.fromkeys(train_split.notices + test_split.notices))
@@ -134,23 +144,49 @@ def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split 
     seed_everything(cfg.seed)
     # the head has one output per class of the data: 10 for CIFAR-10 (the lab's), N for an N-class image folder
     model = ResNet(cfg.layers, skip=cfg.skip, num_classes=len(train_split.classes)).to(device).to(memory_format=torch.channels_last)
+    if cohort.distributed and cfg.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # the same state_dict keys: checkpoints load in the lab's class
     optimizer = build_optimizer(cfg, model)
     train = DeviceBatches(train_split, device)
-    # A smaller last batch would make a compiled model compile again (and on CUDA record a second graph): drop it.
-    drop_last = cfg.compile and train.n > cfg.batch_size and train.n % cfg.batch_size != 0
+    drop_last, why = drop_last_batch(cfg, cohort, train.n)
     if drop_last:
-        notices.append(f"--compile: the last {train.n % cfg.batch_size} images of each epoch's shuffle are left out "
-                       f"(a partial batch), so the compiled model sees one batch shape")
+        notices.append(f"{why}: the last {train.n % cfg.batch_size} images of each epoch's shuffle are left out (a partial batch)")
     steps = train.num_batches(cfg.batch_size, drop_last)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps))
-    step_model: nn.Module = model
+    eager_model = data_parallel(model, device) if cohort.distributed else model
+    step_model = eager_model
     if cfg.compile:
-        step_model, note = try_compile(model, device)
+        step_model, note = try_compile(eager_model, device)
         notices.append(note)
     return Setup(
         cfg, device, model, step_model, optimizer, scheduler, train, DeviceBatches(test_split, device),
-        train_split.classes, autocast_dtype(cfg.precision, device), steps, notices, drop_last,
+        train_split.classes, autocast_dtype(cfg.precision, device), steps, notices, drop_last, cohort, eager_model,
     )
+
+
+def drop_last_batch(cfg: TrainConfig, cohort: Cohort, n: int) -> tuple[bool, str]:
+    """Whether each epoch leaves out its last, partial batch, and why: a smaller last batch would make a compiled model
+    compile again (and on CUDA record a second graph), and a batch smaller than the world size leaves a rank nothing."""
+    rest = n % cfg.batch_size
+    if n <= cfg.batch_size or rest == 0:
+        return False, ""
+    if cfg.compile:
+        return True, "--compile: one batch shape for the compiled model"
+    if rest < cohort.world_size:
+        return True, f"{cohort.world_size} processes: fewer images than processes in the last batch"
+    return False, ""
+
+
+def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """DDP: the ranks' gradients averaged during backward. Each rank keeps its own BatchNorm running statistics (no
+    broadcast before every forward, which would cost a collective per batch); rank 0's are saved and evaluated."""
+    import warnings
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    with warnings.catch_warnings():  # torch 2.14 deprecates broadcast_buffers, and says to keep it for rank-local buffers
+        warnings.simplefilter("ignore", FutureWarning)
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
 
 
 def try_compile(model: nn.Module, device: torch.device) -> tuple[nn.Module, str]:
@@ -191,8 +227,10 @@ class Trainer:
         should_stop: Callable[[], bool] = lambda: False,
         resume: bool = False,
         splits: tuple[Split, Split] | None = None,
+        cohort: Cohort | None = None,
     ):
         self.cfg = cfg
+        self.cohort = cohort or Cohort()  # with several ranks, only rank 0 writes the run directory
         self.run = RunDir(run_dir)
         self.emit_ui = emit
         self.should_stop = should_stop
@@ -204,6 +242,8 @@ class Trainer:
         self._compile_checked = False  # the first step tries the compiled model (forward and backward) once
         self._last_resume_save = 0.0
         self.system: SystemMonitor | None = None  # samples the machine once a second in its own thread
+        self.flush_batches = 1  # with several ranks: batches between read-backs, which every rank must agree on
+        self.rank_images = 0  # images this rank trained (its slices of the global batches), for its throughput
 
     # -- events go to metrics.jsonl (those it records), then to the front end
     def emit(self, event: ev.Event) -> None:
@@ -218,6 +258,8 @@ class Trainer:
             self.emit_ui(event)
 
     def run_training(self) -> ev.RunEnd:
+        if not self.cohort.main:
+            return self._run_follower()
         lock = RunLock(self.run.path)
         self._refuse_existing_run()
         if self.resume and self.run.path.is_dir():  # a run that is still training is refused before anything is loaded
@@ -229,30 +271,23 @@ class Trainer:
 
     def _run_locked(self, lock: RunLock) -> ev.RunEnd:
         cfg = self.cfg
-        s = setup(cfg, *(self.splits or (None, None)))  # bad data fails here, before a run folder exists
-        start = self._restore(s) if self.resume else Position()  # a bad resume.pt fails here, before anything is written
-        self.run.prepare()
-        if not lock.held:
-            lock.acquire()
-            self._refuse_existing_run()  # another trainer may have started and ended here meanwhile
+        with self.cohort.together("starting the run", self._vote_device()):
+            s = setup(cfg, *(self.splits or (None, None)), cohort=self.cohort)  # bad data fails here, before a run folder exists
+            start = self._restore(s) if self.resume else Position()  # a bad resume.pt fails here, before anything is written
+            self.run.prepare()
+            if not lock.held:
+                lock.acquire()
+                self._refuse_existing_run()  # another trainer may have started and ended here meanwhile
         try:
             atomic_write_text(self.run.config_path, cfg.to_toml())
             self.metrics = RecordWriter(self.run.metrics_path, self.run.path)
             self.log = LabLogWriter(self.run.log_path)
             with SystemMonitor(SystemSampler(cuda=s.device.type == "cuda")) as self.system:
-                return self._loop(s, start)
+                return self._loop_or_peer_failure(s, start)
         except OSError as e:
             # A full disk, a permission change or a vanished run dir mid-write. Writes are atomic, so the last
             # completed checkpoint and resume state are intact; say so instead of dying with a traceback.
-            end = ev.RunEnd("failed", 0.0, 0.0, write_failure(self.run.path, e))
-            for sink in (self.metrics, self.log):
-                try:
-                    if sink is not None:
-                        sink.write_many([end])
-                except OSError:
-                    pass
-            self.emit_ui(end)
-            return end
+            return self._end_quietly(ev.RunEnd("failed", 0.0, 0.0, write_failure(self.run.path, e)))
         finally:
             for sink in (self.metrics, self.log):
                 try:
@@ -260,6 +295,44 @@ class Trainer:
                         sink.close()
                 except OSError:
                     pass
+
+    def _end_quietly(self, end: ev.RunEnd) -> ev.RunEnd:
+        """Record a run's end after a failure, as far as the disk lets it."""
+        for sink in (self.metrics, self.log):
+            try:
+                if sink is not None:
+                    sink.write_many([end])
+            except OSError:
+                pass
+        self.emit_ui(end)
+        return end
+
+    def _vote_device(self) -> torch.device:
+        """Where the ranks' votes are counted: NCCL counts on the GPU."""
+        return self.cohort.device(resolve_device(self.cfg.device)) if self.cohort.backend == "nccl" else torch.device("cpu")
+
+    def _run_follower(self) -> ev.RunEnd:
+        """Rank > 0: the same setup and training, and nothing written (rank 0 writes the run directory)."""
+        with self.cohort.together("starting the run", self._vote_device()):
+            s = setup(self.cfg, *(self.splits or (None, None)), cohort=self.cohort)
+            start = self._restore(s) if self.resume else Position()
+        return self._loop_or_peer_failure(s, start)
+
+    def _loop_or_peer_failure(self, s: Setup, start: Position) -> ev.RunEnd:
+        try:
+            return self._loop(s, start)
+        except Exception as e:
+            if not self.cohort.is_peer_failure(e):
+                raise
+            return self._end_quietly(ev.RunEnd("failed", 0.0, 0.0, self._peer_failure_message(e), world_size=self.cohort.world_size))
+
+    def _peer_failure_message(self, e: BaseException) -> str:
+        if not self.cohort.main:
+            return f"{self.cohort.failure_message(e)}; the run stopped"
+        if not self.run.resume_path.exists():
+            return f"{self.cohort.failure_message(e)}; the run stopped before its first resume state was saved"
+        return (f"{self.cohort.failure_message(e)}; the run stopped, and its last saved resume state is intact: "
+                f"resume with: resnet-tui --no-ui train --resume {self.run.path}")
 
     def _refuse_existing_run(self) -> None:
         if not self.resume and self.run.metrics_path.exists():
@@ -325,7 +398,7 @@ class Trainer:
                 torch.cuda.empty_cache()  # the failed graph's memory, before eager training allocates its own
             self.emit(ev.Notice(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
                                 "training without it", "warning"))
-            return s.model
+            return s.eager_model or s.model
         finally:
             s.optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
@@ -362,17 +435,19 @@ class Trainer:
             status, message = self._evaluate_if_due(s, epochs_done)  # after the checkpoint and resume state of the epoch
             if status != "finished":
                 break
+        rank_rates = self.cohort.gather(self.rank_images / seconds_here if seconds_here > 0 else 0.0, s.device)
         end = ev.RunEnd(status, images_here / seconds_here if seconds_here > 0 else 0.0, pos.train_seconds, message,
-                        epochs_done=epochs_done)
+                        epochs_done=epochs_done, world_size=self.cohort.world_size, rank_images_per_sec=rank_rates)
         self.emit(end)
         return end
 
     def _announce(self, s: Setup, start: Position) -> None:
         cfg = self.cfg
         self.emit(ev.TrainStart(
-            cfg.to_dict(), str(self.run.path), describe_device(s.device, cfg.precision), param_count(s.model), s.train.n, s.test.n,
-            s.steps_per_epoch, start.epoch0 + 1, start.batch0 + 1, s.notices,
+            cfg.to_dict(), str(self.run.path), describe_device(s.device, cfg.precision) + self.cohort.describe(),
+            param_count(s.model), s.train.n, s.test.n, s.steps_per_epoch, start.epoch0 + 1, start.batch0 + 1, s.notices,
             time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), resumed=self.resume,
+            world_size=self.cohort.world_size,
         ))
         for note in s.notices:
             self.emit(ev.Notice(note, "warning"))
@@ -380,30 +455,36 @@ class Trainer:
     def _attach_lens(self, s: Setup) -> Any:
         """The residual lens: hooks that measure every lens_every steps into a device buffer, read back with the losses."""
         s.model.train()
+        if not self.cohort.main:  # rank 0 measures; the others would only slow down
+            return None
         lens, why_not = attach_lens(self.cfg.lens_every, s.model, s.optimizer, s.scheduler, s.steps_per_epoch,
-                                    compiled=s.step_model is not s.model)
+                                    compiled=s.compiled)
         if why_not:
             self.emit(ev.Notice(why_not, "warning"))
         return lens
 
-    def train_step(self, s: Setup, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One optimizer step; returns the loss on the device (reading it would cost a host sync)."""
+    def train_step(self, s: Setup, x: torch.Tensor, y: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+        """One optimizer step on this rank's slice (x, y) of a global batch of `batch` images; returns the batch's
+        loss on the device (with several ranks: this rank's share of it, summed over ranks at the read-back)."""
         if not self._compile_checked:
-            if s.step_model is not s.model:
+            if s.compiled:
                 s.step_model = self._checked_compiled(s, self._criterion, x, y)
             self._compile_checked = True
         with torch.autocast(s.device.type, dtype=s.autocast or torch.float32, enabled=s.autocast is not None):
             loss = self._criterion(s.step_model(x), y)
+        if s.cohort.distributed:
+            loss = loss * s.cohort.loss_scale(len(y), batch or len(y))
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         s.optimizer.step()
         s.scheduler.step()
-        return loss.detach()
+        self.rank_images += len(y)
+        return loss.detach() / s.cohort.world_size if s.cohort.distributed else loss.detach()
 
     def maybe_save_resume(self, s: Setup, pos: Position) -> None:
         """Mid-epoch, at most every resume_every seconds: a kill from here on loses at most that much training."""
         every = self.cfg.resume_every
-        if 0 < every <= time.perf_counter() - self._last_resume_save and pos.batch0 < s.steps_per_epoch:
+        if self.cohort.main and 0 < every <= time.perf_counter() - self._last_resume_save and pos.batch0 < s.steps_per_epoch:
             assert self.metrics is not None
             self.metrics.sync()  # the records of the batches it covers are on disk before it is
             self._save_resume(s, pos)
@@ -420,7 +501,8 @@ class Trainer:
             return "diverged", (f"the loss {what} at epoch {n}, batch {epoch.bad + 1}; "
                                 f"try a lower learning rate than {cfg.lr:g} (the last finite checkpoint is kept)")
         if epoch.stopped and epoch.end_b < s.steps_per_epoch:  # mid-epoch: keep the position; a resume starts at the next batch
-            self._save_resume(s, epoch.position())
+            if self.cohort.main:
+                self._save_resume(s, epoch.position())
             return "interrupted", self._stopped_message(epoch)
         # a finite last loss can still leave NaN/inf weights (a non-finite update): never save those as a checkpoint
         if not bool(torch.stack([torch.isfinite(t).all() for t in s.model.state_dict().values() if t.is_floating_point()]).all()):
@@ -440,6 +522,8 @@ class Trainer:
         if sample is not None:
             self.emit(sample)
         self.emit(ev.EpochEnd(epoch.epoch0 + 1, train_loss, epoch.seconds, eps))
+        if not self.cohort.main:
+            return
         ck = self.run.checkpoint_path(epoch.epoch0)
         save_state_dict(s.model, ck)
         self.emit(ev.CheckpointSaved(epoch.epoch0 + 1, str(ck)))
@@ -455,6 +539,13 @@ class Trainer:
         under inference_mode, then puts the model back in train mode."""
         if not self._evaluation_due(s, epoch):
             return "finished", ""
+        status = self._evaluate(s, epoch) if self.cohort.main else ("finished", "")  # rank 0 evaluates; the others wait
+        agreed = self.cohort.vote(status[0] == "finished", s.device)
+        if not agreed and not self.cohort.main:
+            return "interrupted", "rank 0 stopped during its evaluation"
+        return status
+
+    def _evaluate(self, s: Setup, epoch: int) -> tuple[str, str]:
         # in fp32 like `evaluate`, whatever the run trained in: a checkpoint's accuracy is the same number everywhere
         result = evaluate_model(
             s.model, s.test, s.classes, batch_size=EVAL_BATCH, tta=self.cfg.tta,
@@ -483,7 +574,8 @@ class Trainer:
         k = start.epoch0
         if not self.resume or start.batch0 != 0 or k == 0 or not self._evaluation_due(s, k):
             return "finished", ""
-        if any(e.epoch == k for e in read_run(self.run.path).evals):
+        recorded = self.cohort.main and any(e.epoch == k for e in read_run(self.run.path).evals)
+        if self.cohort.broadcast(recorded):  # rank 0 read the records
             return "finished", ""
         return self._evaluate_if_due(s, k)
 
@@ -514,35 +606,53 @@ class EpochPass:
 
     def run(self) -> None:
         t, s, cfg = self.trainer, self.s, self.trainer.cfg
-        batches = s.train.train_epoch(self.epoch0, cfg.batch_size, cfg.seed, cfg.augment, s.drop_last, self.first_b)
-        last_flush = self.t0
+        cohort = s.cohort
+        batches = s.train.train_epoch(self.epoch0, cfg.batch_size, cfg.seed, cfg.augment, s.drop_last, self.first_b,
+                                      part=(cohort.rank, cohort.world_size))
+        self.last_flush = self.t0
         try:
             for b, (x, y) in enumerate(batches, start=self.first_b):
-                self.losses_dev[b] = t.train_step(s, x, y)
-                self.sizes.append(len(y))
+                batch = s.train.batch_length(b, cfg.batch_size)
+                self.losses_dev[b] = t.train_step(s, x, y, batch)
+                self.sizes.append(batch)
                 self.end_b = b + 1
-                if t.should_stop():
+                wants_stop = t.should_stop()
+                if wants_stop and not cohort.distributed:
                     self.stopped = True
                     break
-                if time.perf_counter() - last_flush >= FLUSH_SECONDS:
-                    last_flush = time.perf_counter()
-                    if self.flush() is not None:
+                if self.flush_due():
+                    self.flush(wants_stop)  # with several ranks, a stop any rank wants is the stop of all, here
+                    if self.bad is not None or self.stopped:
                         break
                     t.maybe_save_resume(s, self.position())
             if self.bad is None:
-                self.flush()
+                self.flush(cohort.distributed and t.should_stop())
         except torch.cuda.OutOfMemoryError:  # also torch.OutOfMemoryError on torch >= 2.5
             if s.device.type == "cuda":
                 torch.cuda.empty_cache()  # the app lives on: give the failed batch's memory back to the GPU
             self.oom = True
         self.seconds = time.perf_counter() - self.t0
 
-    def flush(self) -> int | None:
-        """Read back the losses of batches [flushed, end_b) in one transfer and emit them; the first bad batch, if any."""
-        if self.end_b <= self.flushed:
-            return None
+    def flush_due(self) -> bool:
+        """One rank: every FLUSH_SECONDS. Several: every flush_batches batches, a number every rank computes alike
+        from the last read-back, so that all of them read back (and all-reduce) after the same batch."""
+        if self.s.cohort.distributed:
+            return self.end_b - self.flushed >= self.trainer.flush_batches
+        return time.perf_counter() - self.last_flush >= FLUSH_SECONDS
+
+    def flush(self, wants_stop: bool = False) -> None:
+        """Read back the losses of batches [flushed, end_b) in one transfer and emit them; note the first bad batch,
+        and (several ranks) whether any rank wants to stop."""
+        if self.end_b <= self.flushed and not self.s.cohort.distributed:
+            return
         cfg, sched, nb = self.trainer.cfg, self.s.scheduler, self.s.steps_per_epoch
-        vals = self.losses_dev[self.flushed:self.end_b].tolist()
+        now = time.perf_counter()
+        vals, stop, seconds = self.s.cohort.reduce_flush(self.losses_dev[self.flushed:self.end_b], wants_stop, now - self.last_flush)
+        if self.s.cohort.distributed:
+            self.stopped = self.stopped or stop
+            per_batch = seconds / max(self.end_b - self.flushed, 1)
+            self.trainer.flush_batches = max(1, min(MAX_FLUSH_BATCHES, round(FLUSH_SECONDS / per_batch) if per_batch > 0 else 1))
+        self.last_flush = now
         self.seconds = time.perf_counter() - self.t0
         now = self.seconds_before + self.seconds
         events: list[ev.Event] = []
@@ -557,8 +667,7 @@ class EpochPass:
         system = self.trainer.system.due(SYSTEM_RECORD_SECONDS) if self.trainer.system is not None else None
         self.trainer.emit_many(events + (self.lens.read() if self.lens is not None else []) + ([system] if system else []))
         self.flushed = self.end_b if self.bad is None else self.bad + 1
-        return self.bad
 
 def train(cfg: TrainConfig, run_dir: str | Path, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
-          resume: bool = False, splits: tuple[Split, Split] | None = None) -> ev.RunEnd:
-    return Trainer(cfg, run_dir, emit, should_stop, resume, splits).run_training()
+          resume: bool = False, splits: tuple[Split, Split] | None = None, cohort: Cohort | None = None) -> ev.RunEnd:
+    return Trainer(cfg, run_dir, emit, should_stop, resume, splits, cohort).run_training()
