@@ -10,7 +10,10 @@ It times, on the same uint8 images:
   lab preset   resnet-tui's trainer with the lab's hyperparameters (headless);
   fast preset  resnet-tui's trainer with the fast preset (headless), in fp32 and in bf16 autocast;
   --compile    the fast preset compiled: the last epoch's images/s, with the compile time printed apart;
-  in-app       the lab preset inside the Textual app (headless terminal), when --app is given.
+  in-app       the lab preset inside the Textual app (headless terminal), when --app is given;
+  --procs N,M  the lab preset as `resnet-tui --no-ui train --gpus N` (N processes, torch.distributed: gloo on the CPU,
+               NCCL on GPUs), each a real launch; images/s from the run's end record (training only, every rank
+               together), with each rank's own rate.
 Images/s are training throughput: evaluation and checkpoint writing are excluded on both sides. Each row prints the
 settings it ran with; the lab loop turns cudnn.benchmark off, whatever ran before it.
 """
@@ -138,6 +141,23 @@ def trainer_run(cfg: TrainConfig, splits: tuple[Split, Split]) -> dict:
     }
 
 
+def processes_run(n: int, args: argparse.Namespace) -> tuple[float, str]:
+    """The lab preset as N processes through the CLI's launcher (`--gpus N`): the run's own figure, all ranks."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as d:
+        run_dir = Path(d) / "run"
+        cmd = [sys.executable, "-m", "resnet_tui", "--no-ui", "train", "--gpus", str(n), "--device", args.device,
+               "--data", args.data, "--limit-train", str(args.limit_train), "--limit-eval", "100", "--epochs", str(args.epochs),
+               "--run-dir", str(run_dir)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"--gpus {n} failed: {proc.stderr[-2000:]}")
+        end = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    ranks = ", ".join(f"{x:,.0f}" for x in end.get("rank_images_per_sec", []))
+    return end["images_per_sec"], f"{n} process(es); each rank's images/s: {ranks}"
+
+
 def in_app(cfg: TrainConfig, splits: tuple[Split, Split]) -> float:
     from resnet_tui.app.bench import app_images_per_sec  # the app's own harness
 
@@ -155,7 +175,9 @@ def main() -> None:
     p.add_argument("--app", action="store_true", help="also time the lab preset inside the Textual app")
     p.add_argument("--compile", action="store_true", help="also time the fast preset with --compile (at least 2 epochs: "
                    "the last epoch's images/s, and the compile time apart)")
-    p.add_argument("--only", help="comma-separated row keys to run: lab-loop, lab, fast-fp32, fast-bf16, compile, app")
+    p.add_argument("--procs", help="also time the lab preset as N processes (`--gpus N`, torch.distributed) for each N "
+                   "of this comma-separated list, e.g. 1,2 (on a CPU: gloo, the cores shared among the processes)")
+    p.add_argument("--only", help="comma-separated row keys to run: lab-loop, lab, fast-fp32, fast-bf16, compile, app, procs-N")
     p.add_argument("--json", dest="json_out", help="write the results to this JSON file")
     args = p.parse_args()
 
@@ -182,6 +204,8 @@ def main() -> None:
         rows["compile"] = ("resnet-tui, fast preset, --compile", lambda: ours(config("fast", args.device, max(args.epochs, 2), {"compile": True})))
     if args.app:
         rows["app"] = ("resnet-tui app, lab preset", lambda: (in_app(lab, splits), settings(lab)))
+    for n in [int(x) for x in args.procs.split(",")] if args.procs else []:
+        rows[f"procs-{n}"] = (f"resnet-tui, lab preset, --gpus {n}", lambda n=n: processes_run(n, args))
     if args.only:
         rows = {k: v for k, v in rows.items() if k in args.only.split(",")}
 

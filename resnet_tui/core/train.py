@@ -435,7 +435,9 @@ class Trainer:
             status, message = self._evaluate_if_due(s, epochs_done)  # after the checkpoint and resume state of the epoch
             if status != "finished":
                 break
-        rank_rates = self.cohort.gather(self.rank_images / seconds_here if seconds_here > 0 else 0.0, s.device)
+        rate = self.rank_images / seconds_here if seconds_here > 0 else 0.0
+        # every rank ends here together, except after a failure of its own (out of memory), where a collective would wait
+        rank_rates = [rate] if status == "failed" else self.cohort.gather(rate, s.device)
         end = ev.RunEnd(status, images_here / seconds_here if seconds_here > 0 else 0.0, pos.train_seconds, message,
                         epochs_done=epochs_done, world_size=self.cohort.world_size, rank_images_per_sec=rank_rates)
         self.emit(end)
