@@ -31,18 +31,20 @@ from resnet_tui.core import events as ev
 from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.operations import run_dir_of
+from resnet_tui.app.ddp_job import DdpJob
 from resnet_tui.app.messages import SweepDone, SweepEvents, TrainingEvents, TrainingFinished
 from resnet_tui.app.relay import EventRelay
 from resnet_tui.app.screens.data import DataScreen
-from resnet_tui.app.screens.dialogs import ConfirmQuit, HelpScreen, binding_rows
+from resnet_tui.app.screens.dialogs import ConfirmQuit, ConfirmQuitLeavingRun, HelpScreen, binding_rows
 from resnet_tui.app.screens.evaluate import EvaluateScreen
 from resnet_tui.app.screens.model import ModelScreen
 from resnet_tui.app.screens.runs import RunsScreen
-from resnet_tui.app.screens.run_view import RunViewScreen
+from resnet_tui.app.screens.run_view import POLL_SECONDS, RunViewScreen
 from resnet_tui.app.screens.train import TrainScreen
 from resnet_tui.app.job import STARTING, UI_ANSWER_SECONDS, TrainingJob, install_signal_handlers, restore_signal_handlers
 from resnet_tui.app.state import FormState, ReportError, ResumeRun, Session, ToggleTraining
 from resnet_tui.headless import say
+from resnet_tui.plain_text import plain
 
 SCREEN_NAMES = {"train": "Train", "model": "Model", "data": "Data", "evaluate": "Evaluate", "runs": "Runs"}
 APP_MODES = ("idle", "train", "evaluate", "watch", "sweep")
@@ -112,6 +114,8 @@ class ResNetApp(App[Any]):
         self.handle_signals = handle_signals  # SIGHUP detaches a run (a dropped SSH connection), SIGTERM stops and saves
         self._previous_signals: dict[int, Any] = {}
         self.job = TrainingJob()  # the one owner of the training state
+        self.ddp_job: DdpJob | None = None  # a run on several processes, in a subprocess this app follows (ddp_job)
+        self._ddp_timer: Any = None
         self._ui_answered = threading.Event()  # the UI took a finished run's last message
         self.run_end: ev.RunEnd | None = None
         self.last_error = ""
@@ -227,8 +231,10 @@ class ResNetApp(App[Any]):
         self.report_error(message.message, message.title)
 
     def action_toggle_training(self) -> None:
-        if isinstance(self.screen, RunViewScreen):  # a watched run belongs to the process that trains it
-            self.screen.explain_owner()
+        if isinstance(self.screen, RunViewScreen) and not self._is_ddp_run(self.screen.run_dir):
+            self.screen.explain_owner()  # a watched run belongs to the process that trains it
+        elif self.ddp_job is not None:
+            self.stop_training()
         elif not self.job.active:
             self.start_training()
         elif not self.stop_training() and self.job.state == STARTING:
@@ -236,8 +242,9 @@ class ResNetApp(App[Any]):
 
     def start_training(self, config: TrainConfig | None = None, run_dir: Path | None = None, resume: bool = False,
                        splits: tuple[Any, Any] | None = None) -> bool:
-        """Start a run with `config` (default: the form's) into `run_dir` (default: runs/<timestamp>)."""
-        if self.job.active:
+        """Start a run with `config` (default: the form's) into `run_dir` (default: runs/<timestamp>): in this app's
+        training thread, or, with several processes (its gpus), as a subprocess that the app follows."""
+        if self.job.active or self.ddp_job is not None:
             self.notify("A run is already training; s stops it.", severity="warning")
             return False
         screen = self.train_screen
@@ -253,6 +260,11 @@ class ResNetApp(App[Any]):
         from resnet_tui.core.runs import default_run_dir
 
         path = Path(run_dir) if run_dir is not None else default_run_dir(self.runs_root)
+        processes = self._processes(config)
+        if processes is None:
+            return False
+        if processes > 1:
+            return self._start_ddp(config, path, resume, processes)
         self.current_run_dir = path
         self.run_end = None
         self.last_error = ""
@@ -265,6 +277,8 @@ class ResNetApp(App[Any]):
 
     def stop_training(self, force: bool = False) -> bool:
         """Stop after the current batch (a key stops only a run that trains; force: a quit, also one that is starting)."""
+        if self.ddp_job is not None:
+            return self._stop_ddp()
         if self.job.request_stop(force):
             self.notify("Stopping after this batch; a resumable state is being saved.", title="Training")
             return True
@@ -372,6 +386,87 @@ class ResNetApp(App[Any]):
         await asyncio.wait_for(self._run_done.wait(), timeout)
         return self.run_end
 
+    # ---------------------------------------------------------------- a run on several processes (ddp_job)
+
+    def _processes(self, config: TrainConfig) -> int | None:
+        """The processes `config` trains with here (1: in this app's thread), or None after reporting why it cannot
+        (gpus "all" with no GPU, a batch smaller than the processes, ...), as a run that cannot start is reported."""
+        from resnet_tui.core.operations import run_processes
+
+        try:
+            return run_processes(config)
+        except UserError as e:
+            self.report_error(str(e), title="Training could not run")
+            return None
+
+    def _start_ddp(self, config: TrainConfig, run_dir: Path, resume: bool, processes: int) -> bool:
+        """Launch the run as `resnet-tui --no-ui train` in a subprocess of its own (it outlives the app), and follow
+        its metrics.jsonl on the Train screen as watch mode follows a run."""
+        try:
+            job = DdpJob.start(config, run_dir, processes, resume)
+        except OSError as e:
+            self.report_error(f"cannot start the {processes}-process run ({e.strerror or e})", title="Training could not run")
+            return False
+        self.ddp_job = job
+        self.current_run_dir = run_dir
+        self.run_end = None
+        self.last_error = ""
+        self._run_done.clear()
+        screen = self.train_screen
+        screen.monitor.reset()
+        screen.write_log(f"[LOG] training {run_dir} as {processes} processes (torch.distributed), launcher pid "
+                         f"{job.process.pid}: s stops them after the same batch; quitting this app leaves them training")
+        screen.show_job(f"{processes} processes (torch.distributed), launcher pid {job.process.pid}: "
+                        f"following {run_dir}; s stops it, q leaves it training")
+        self.training = True
+        self._ddp_timer = self.set_interval(POLL_SECONDS, self._follow_ddp)
+        return True
+
+    def _is_ddp_run(self, run_dir: Path) -> bool:
+        return self.ddp_job is not None and Path(run_dir).resolve() == self.ddp_job.run_dir.resolve()
+
+    def _follow_ddp(self) -> None:
+        """Show what the run has written since the last look; once its launcher has ended, end it here."""
+        job = self.ddp_job
+        if job is None:
+            return
+        code = job.exit_code()  # before reading: every record written before the exit is read below
+        update = job.follower.read_new()
+        if update.restart:  # the file was replaced: show it again from its start
+            self.train_screen.monitor.reset()
+        if update.events:
+            self.on_training_events(TrainingEvents(update.events))
+        if code is not None:
+            self._ddp_ended(job, code)
+
+    def _ddp_ended(self, job: DdpJob, code: int) -> None:
+        if self._ddp_timer is not None:
+            self._ddp_timer.stop()
+            self._ddp_timer = None
+        self.ddp_job = None
+        self.train_screen.show_job("")
+        end = job.follower.records.end
+        error = "" if end is not None else job.failure(code)
+        if end is not None and end.status in ("finished", "interrupted"):
+            job.clean_up()  # else its output stays, for the error that names it
+        self.on_training_finished(TrainingFinished(end, error))
+
+    def _stop_ddp(self) -> bool:
+        job = self.ddp_job
+        assert job is not None
+        if job.stop_requested:  # a second SIGTERM would abort the run without saving
+            self.notify("Stopping: the processes finish their batch and save.", title="Training")
+            return False
+        try:
+            who = job.stop()
+        except UserError:
+            self.notify(f"The {job.processes} processes are starting (loading data); s stops them once they train.",
+                        title="Training")
+            return False
+        self.notify(f"Asked {who.describe()} (rank 0) to stop; every process stops after the same batch and saves.",
+                    title="Training", markup=False)
+        return True
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Errors are caught inside the workers; this catches what slips through (a bug), so it is seen.
         if event.state == WorkerState.ERROR and event.worker.error is not None:
@@ -392,7 +487,7 @@ class ResNetApp(App[Any]):
         """Train every run of `plan` in a thread worker; the Sweep screen (on screen 5) shows them."""
         from resnet_tui.app.screens.sweep import SweepScreen
 
-        if self.job.active:
+        if self.job.active or self.ddp_job is not None:
             self.notify("A run is already training; s stops it.", severity="warning")
             return
         await self.switch_mode("runs")
@@ -469,7 +564,11 @@ class ResNetApp(App[Any]):
             self.screen.set_focus(None)
 
     async def action_quit(self) -> None:
-        if self.training and self.start_mode == "sweep" and self.sweep_end is None:
+        if self.ddp_job is not None:
+            self.push_screen(ConfirmQuitLeavingRun(f"A {self.ddp_job.processes}-process run is training.",
+                                                   plain(f"Quit now? The run is not this app's process: {self.ddp_job.goes_on_text()}.")),
+                             callback=lambda yes: self.exit() if yes else None)
+        elif self.training and self.start_mode == "sweep" and self.sweep_end is None:
             self.push_screen(ConfirmQuit("A sweep is running.", "Quit now? The current run stops after its batch and saves a resumable state;\n"
                                          "finished runs are kept, and the same sweep command continues the rest."),
                              callback=self._quit_confirmed)
@@ -542,6 +641,8 @@ def run_app(mode: str = "idle", **kwargs: Any) -> Any:
         raise UserError(f"the app has no {mode} view; run it headless: resnet-tui --no-ui {mode} ...")
     app = ResNetApp(mode=mode, handle_signals=True, **kwargs)
     app.run()
+    if app.ddp_job is not None:  # detached: it trains on without the app
+        say(app.ddp_job.goes_on_text())
     end = app.run_end
     if end is not None and end.status == "interrupted" and end.message:
         say(end.message)  # the way back, on the terminal the app has just given back

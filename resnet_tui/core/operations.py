@@ -275,9 +275,27 @@ def preset_device_type(presets: Iterable[str], device: str = "auto") -> str:
     return resolve_device(device).type
 
 
+# ---------------------------------------------------------------- several processes
+
+
+def run_processes(cfg: TrainConfig) -> int:
+    """How many processes train `cfg` on this machine (its gpus; "all": one per visible CUDA GPU), checked as before a
+    launch: 1 trains in this process. Raises UserError naming --gpus (or the flag that several processes cannot take).
+    torch is imported only for gpus other than 1."""
+    if cfg.gpus == 1:
+        return 1
+    from resnet_tui.core.device import resolve_device
+    from resnet_tui.core.distributed import check_world, processes
+
+    device_type = resolve_device(cfg.device).type
+    n = processes(cfg.gpus, device_type)
+    check_world(cfg, n, device_type)
+    return n
+
+
 __all__ = [
     "BEST_BY", "BestCheckpoint", "EvalSource", "Evaluation", "best_candidates", "best_checkpoint", "choose_from_metrics",
-    "evaluate_source", "preset_device_type", "resolve_source", "run_dir_of",
+    "evaluate_source", "preset_device_type", "resolve_source", "run_dir_of", "run_processes",
 ]
 
 

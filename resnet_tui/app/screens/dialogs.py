@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 from rich.table import Table
+from rich.text import Text
 from rich import box
 
 
@@ -18,8 +19,9 @@ class ConfirmQuit(ModalScreen[bool]):
         Binding("y", "answer(True)", "Stop and quit"),
         Binding("n,escape", "answer(False)", "Keep training"),
     ]
+    BUTTONS = ("Stop and quit (y)", "Keep training (n)")
 
-    def __init__(self, title: str = "Training is running.", text: str = "Quit now? The run stops after the current batch and saves a resumable state;\n"
+    def __init__(self, title: str = "Training is running.", text: str | Text = "Quit now? The run stops after the current batch and saves a resumable state;\n"
                  "the checkpoints of finished epochs are kept.") -> None:
         super().__init__()
         self.title_text, self.text = title, text
@@ -29,8 +31,8 @@ class ConfirmQuit(ModalScreen[bool]):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(self.text)
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Stop and quit (y)", id="yes", variant="error", compact=True)
-                yield Button("Keep training (n)", id="no", variant="primary", compact=True)
+                yield Button(self.BUTTONS[0], id="yes", variant="error", compact=True)
+                yield Button(self.BUTTONS[1], id="no", variant="primary", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -40,6 +42,16 @@ class ConfirmQuit(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class ConfirmQuitLeavingRun(ConfirmQuit):
+    """Quitting while a run trains in processes of its own (a run on several processes): it goes on without the app."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Quit, the run goes on"),
+        Binding("n,escape", "answer(False)", "Stay"),
+    ]
+    BUTTONS = ("Quit (y)", "Stay (n)")
 
 
 class AskPath(ModalScreen[str | None]):

@@ -15,6 +15,7 @@ from resnet_tui.app.state import ToggleTraining
 from resnet_tui.app.widgets.config_form import ConfigForm
 from resnet_tui.app.widgets.loss_chart import CHART_BINDINGS
 from resnet_tui.app.widgets.run_monitor import RunMonitor
+from resnet_tui.plain_text import plain
 
 IDLE_TEXT = "Set the fields, then press s (or the button) to train. Esc leaves a field; 1-5 switch screens."
 
@@ -41,6 +42,7 @@ class TrainScreen(AppScreen):
         super().__init__()
         self._device_field = ""
         self._training = False  # the app's training flag, as last seen
+        self._job_text = ""  # what trains the run when it is not this app's thread (a run on several processes)
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -92,9 +94,14 @@ class TrainScreen(AppScreen):
         if errors:
             status.update(f"[b red]{len(errors)} invalid field{'s' if len(errors) > 1 else ''}[/]: training cannot start")
         elif training:
-            status.update("training: the form is locked until the run ends")
+            status.update(plain(self._job_text or "training: the form is locked until the run ends"))
         else:
             status.update("")
+
+    def show_job(self, text: str) -> None:
+        """Say what trains the run shown, when it is not this app's thread ("" when the run has ended)."""
+        self._job_text = text
+        self.refresh_controls()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "chart":  # offered (and shown in the footer) unless a form field has the keys

@@ -25,7 +25,7 @@ from resnet_tui.app.state import FormState
 CHOICES = {"preset": PRESETS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS, "on_hangup": ON_HANGUP}
 BOOL_CHOICES = ("on", "off")
 PLACEHOLDERS = {"limit_train": "all", "limit_eval": "all", "data": "auto, sample or a folder", "data_dir": "default",
-                "device": "auto, cpu, cuda:N, mps"}
+                "device": "auto, cpu, cuda:N, mps", "gpus": "1, N or all"}
 # The heading each group starts with, at its first field. Fields follow FIELDS' order, so a field added to
 # FIELDS joins the group of the field before it.
 GROUP_STARTS = {
