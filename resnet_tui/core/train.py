@@ -156,7 +156,7 @@ def setup(cfg: TrainConfig, train_split: Split | None = None, test_split: Split 
     eager_model = data_parallel(model, device) if cohort.distributed else model
     step_model = eager_model
     if cfg.compile:
-        step_model, note = try_compile(eager_model, device)
+        step_model, note = try_compile(eager_model, device, graphs=not cohort.distributed)
         notices.append(note)
     return Setup(
         cfg, device, model, step_model, optimizer, scheduler, train, DeviceBatches(test_split, device),
@@ -189,12 +189,14 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
         return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
 
 
-def try_compile(model: nn.Module, device: torch.device) -> tuple[nn.Module, str]:
+def try_compile(model: nn.Module, device: torch.device, graphs: bool = True) -> tuple[nn.Module, str]:
+    """graphs: CUDA graphs (reduce-overhead) on a GPU; a DDP model is compiled without them, because DDP's
+    gradient all-reduce runs in hooks during backward, which a captured graph would replay without."""
     # Forget earlier runs' compiled code: in a sweep or an app session, graphs and guards of models long gone would
     # otherwise count against dynamo's recompile limit, past which it silently runs eager.
     torch._dynamo.reset()
     try:
-        mode = "reduce-overhead" if device.type == "cuda" else None  # CUDA graphs on the GPU
+        mode = "reduce-overhead" if device.type == "cuda" and graphs else None
         compiled = torch.compile(model, mode=mode, dynamic=False)  # one static graph: batches have one shape
         return compiled, f"torch.compile on ({mode or 'default'} mode); the first batches include compile time"
     except Exception as e:  # no compiler, unsupported platform, ...
