@@ -1,5 +1,6 @@
 """The Textual app: five screens (switched with 1-5), training in a thread worker owned by the app so it
-survives screen switches, and watch mode for runs written by another process.
+survives screen switches, and watch mode for runs written by another process. A run on several processes (GPUs > 1)
+is such a process: the app launches it detached (ddp_job) and follows it on the Train screen as watch mode does.
 
 Run it under `App.run_test()` to train headless inside the app (the benchmark does):
 
@@ -475,7 +476,7 @@ class ResNetApp(App[Any]):
     def report_error(self, message: str, title: str = "Error") -> None:
         """A notification plus a line in the training log; the app stays usable."""
         self.last_error = message
-        self.notify(message, title=title, severity="error", timeout=10)
+        self.notify(message, title=title, severity="error", timeout=10, markup=False)  # text from errors and files
         try:
             self.train_screen.write_log(f"[ERROR] {title}: {message}")
         except Exception:
