@@ -140,17 +140,10 @@ def train(
 def _processes_to_launch(cfg: TrainConfig) -> int:
     """The processes `--gpus` asks this command to start (1: train here). Under torchrun this process is one rank
     already: torchrun's --nproc-per-node and --nnodes say how many there are."""
-    if cfg.gpus == 1:
-        return 1
-    from resnet_tui.core.device import resolve_device
-    from resnet_tui.core.distributed import check_world, launched_by_torchrun, processes
+    from resnet_tui.core.distributed import launched_by_torchrun
+    from resnet_tui.core.operations import run_processes
 
-    if launched_by_torchrun():
-        return 1
-    device_type = resolve_device(cfg.device).type
-    n = processes(cfg.gpus, device_type)
-    check_world(cfg, n, device_type)
-    return n
+    return 1 if launched_by_torchrun() else run_processes(cfg)
 
 
 def _launch_ranks(nproc: int, run_path: Path, resume: bool, on_hangup: str) -> int:
