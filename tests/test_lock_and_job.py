@@ -11,9 +11,25 @@ import time
 
 import pytest
 
+from resnet_tui.app import job as job_module
 from resnet_tui.app.job import TrainingJob, exit_code_for
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.lock import RunLock, holder
+
+
+def wait_for_exit(exits: list[int], timeout: float = 10.0) -> None:
+    """Until hard_exit has been called (by the exit timer, in its own thread), then a grace period more:
+    a second call (a timer on top of an immediate exit) would show in `exits` too."""
+    deadline = time.monotonic() + timeout
+    while not exits and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(job_module.EXIT_GRACE_SECONDS + 0.3)
+
+
+@pytest.fixture
+def short_grace(monkeypatch):
+    """The exit timer's grace period, shortened: the tests are about what ends the process, not how long it waits."""
+    monkeypatch.setattr(job_module, "EXIT_GRACE_SECONDS", 0.2)
 
 
 def hold_lock_in_child(run_dir) -> subprocess.Popen:
@@ -80,7 +96,7 @@ def test_a_quit_or_a_signal_stops_a_starting_run():
     assert job.request_stop(force=True) and job.should_stop()
 
 
-def test_hangup_detaches_a_run_and_the_process_ends_with_the_runs_status():
+def test_hangup_detaches_a_run_and_the_process_ends_with_the_runs_status(short_grace):
     exits: list[int] = []
     job = TrainingJob(hard_exit=exits.append)
     job.begin("continue")
@@ -88,7 +104,7 @@ def test_hangup_detaches_a_run_and_the_process_ends_with_the_runs_status():
     job.on_signal(signal.SIGHUP, quit_ui=lambda code: pytest.fail("the UI is not closed while the run goes on"))
     assert job.detached and not job.should_stop()  # training goes on
     assert job.run_ended("finished") == 0
-    time.sleep(3.5)
+    wait_for_exit(exits)
     assert exits == [0]
 
 
@@ -102,13 +118,13 @@ def test_hangup_with_on_hangup_stop_and_sigterm_stop_the_run_and_exit_with_the_s
         assert job.run_ended("interrupted") == 128 + sig
 
 
-def test_a_signal_with_no_run_closes_the_ui_and_ends_the_process_anyway():
+def test_a_signal_with_no_run_closes_the_ui_and_ends_the_process_anyway(short_grace):
     closed: list[int] = []
     exits: list[int] = []
     job = TrainingJob(hard_exit=exits.append)
     job.on_signal(signal.SIGTERM, quit_ui=closed.append)
     assert closed == [143]
-    time.sleep(3.5)
+    wait_for_exit(exits)
     assert exits == [143]
 
 
