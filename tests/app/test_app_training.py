@@ -165,12 +165,16 @@ async def test_a_stopped_run_resumes_in_the_app_and_finishes(tiny_config, tmp_pa
 
 
 @pytest.mark.parametrize("sig, on_hangup", [("SIGTERM", "continue"), ("SIGHUP", "stop")])
-async def test_sigterm_or_a_hangup_with_on_hangup_stop_stops_the_run_saves_and_ends_the_process(sig, on_hangup, tiny_config, tmp_path):
+async def test_sigterm_or_a_hangup_with_on_hangup_stop_stops_the_run_saves_and_ends_the_process(sig, on_hangup, tiny_config, tmp_path,
+                                                                                               monkeypatch):
     """The detached case (SIGHUP, on_hangup continue) is tested with a real process in a pty: tests/test_ssh_drop.py."""
     import os
     import signal
 
+    from resnet_tui.app import job as job_module
     from resnet_tui.app.job import TrainingJob
+
+    monkeypatch.setattr(job_module, "EXIT_GRACE_SECONDS", 0.2)  # the exit timer's wait is not the point: that it ends the process is
 
     signum = getattr(signal, sig)
     before = signal.getsignal(signum)
@@ -191,5 +195,8 @@ async def test_sigterm_or_a_hangup_with_on_hangup_stop_stops_the_run_saves_and_e
     records = read_records(run_dir)
     assert records[-1]["event"] == "end" and records[-1]["status"] == "interrupted"
     assert (run_dir / "resume.pt").exists()
-    await asyncio.sleep(3.5)
+    deadline = time.monotonic() + 10
+    while not exits and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(job_module.EXIT_GRACE_SECONDS + 0.3)  # a second exit (two timers) would show too
     assert exits == [128 + signum]  # and had the UI not closed, the process would have ended anyway
