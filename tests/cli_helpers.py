@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 FOLDER_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -27,3 +28,14 @@ def assert_one_line_error(proc, *needles: str) -> str:
     for needle in needles:
         assert needle in err, f"{needle!r} not in {err!r}"
     return err
+
+
+def run_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`resnet-tui <args>` as cli.main in this process (as the entry point calls it), its output read from capsys:
+    for tests about what a command prints, where the process itself is not the point (no torch import to pay again)."""
+    from resnet_tui import cli
+
+    capsys.readouterr()  # only this command's output
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["resnet-tui", *args], code, out, err)

@@ -1,7 +1,9 @@
 """Hostile run folders never break the readers of metrics.jsonl: `runs list`, `runs export`, `evaluate --best` and
-`train --resume` (real CLI processes on real folders in tmp_path). A bad line is skipped and counted, a bad folder
-is listed as what it is while the other runs are still listed, or the command says what is wrong in one line (exit 2).
-Strings from files (statuses, folder names) are shown as text: never read as Rich markup, no raw escape codes."""
+`train --resume` (on real folders in tmp_path). A bad line is skipped and counted, a bad folder is listed as what it
+is while the other runs are still listed, or the command says what is wrong in one line (exit 2). Strings from files
+(statuses, folder names) are shown as text: never read as Rich markup, no raw escape codes.
+What `runs list` and `runs export` print is read from the CLI in this process (cli.main, output to a pipe-like capture,
+as in a pipe); the one-line errors, evaluate and train run in real CLI processes."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from resnet_tui.core.checkpoint import save_state_dict
 from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.model import ResNet
 
-from cli_helpers import assert_one_line_error
+from cli_helpers import assert_one_line_error, run_in_process
 
 CFG = TrainConfig(epochs=2, batch_size=32, layers=(1, 1, 1))
 CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -49,6 +51,12 @@ def make_run(run_dir: Path, *raw_lines: bytes | str, events: list[ev.Event] | No
     return run_dir
 
 
+@pytest.fixture
+def cli_here(capsys):
+    """run_in_process(capsys, *args) as a fixture: the CLI in this process."""
+    return lambda *args: run_in_process(capsys, *args)
+
+
 def listed(stdout: str) -> dict[str, list[str]]:
     """The rows of the `runs list` table printed to a pipe, by run name."""
     rows = [[c.strip() for c in line.strip("│").split("│")] for line in stdout.splitlines() if line.startswith("│")]
@@ -70,17 +78,17 @@ HOSTILE_FOLDERS: dict[str, tuple[str, list[bytes | str], str]] = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_FOLDERS))
-def test_runs_list_skips_a_damaged_line_counts_it_and_still_lists_every_run(cli, case: str, tmp_path: Path) -> None:
+def test_runs_list_skips_a_damaged_line_counts_it_and_still_lists_every_run(cli_here, case: str, tmp_path: Path) -> None:
     name, lines, status = HOSTILE_FOLDERS[case]
     make_run(tmp_path / "runs" / "good")
     make_run(tmp_path / "runs" / name, *lines)
-    proc = cli("runs", "list", "--runs-dir", str(tmp_path / "runs"))
+    proc = cli_here("runs", "list", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     rows = listed(proc.stdout)
     assert rows["good"][2] == "finished" and rows["good"][7] == "50.00%"
     assert rows[name][2] == status and rows[name][3] == "2/2"
     assert f"skipped 1 damaged line(s) of metrics.jsonl (not UTF-8, not JSON, or not a valid record) in: {name} (1)" in proc.stdout
-    as_json = {r["name"]: r for r in json.loads(cli("runs", "list", "--runs-dir", str(tmp_path / "runs"), "--json").stdout)}
+    as_json = {r["name"]: r for r in json.loads(cli_here("runs", "list", "--runs-dir", str(tmp_path / "runs"), "--json").stdout)}
     assert as_json[name]["skipped_lines"] == 1 and as_json["good"]["skipped_lines"] == 0
 
 
@@ -94,7 +102,7 @@ def status_line(status: str) -> str:
     ("closing-tag", None, "[/]"),
     ("bold", None, "[bold]done"),
 ])
-def test_folder_names_and_statuses_are_shown_as_text_not_markup(cli, folder: str, sweep: str | None, status: str, tmp_path: Path) -> None:
+def test_folder_names_and_statuses_are_shown_as_text_not_markup(cli_here, folder: str, sweep: str | None, status: str, tmp_path: Path) -> None:
     root = tmp_path / "runs"
     parent = root
     if sweep is not None:
@@ -103,29 +111,29 @@ def test_folder_names_and_statuses_are_shown_as_text_not_markup(cli, folder: str
         (parent / "sweep.json").write_text('{"version": 1, "runs": []}\n')
     make_run(parent / folder, status_line(status))
     make_run(root / "good")
-    proc = cli("runs", "list", "--runs-dir", str(root))
+    proc = cli_here("runs", "list", "--runs-dir", str(root))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     rows = listed(proc.stdout)
     name = folder if sweep is None else f"{sweep}/{folder}"
     assert rows[name][2] == status and rows["good"][2] == "finished"
 
 
-def test_an_escape_sequence_in_a_status_never_reaches_the_terminal_raw(cli, tmp_path: Path) -> None:
+def test_an_escape_sequence_in_a_status_never_reaches_the_terminal_raw(cli_here, tmp_path: Path) -> None:
     make_run(tmp_path / "runs" / "ansi", status_line("\x1b[2J\x1b[31mowned\x07"))
-    proc = cli("runs", "list", "--runs-dir", str(tmp_path / "runs"))
+    proc = cli_here("runs", "list", "--runs-dir", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
     assert listed(proc.stdout)["ansi"][2] == "\\x1b[2J\\x1b[31mowned\\x07"
 
 
-def test_a_metrics_file_or_config_that_is_a_folder_is_listed_as_such_beside_the_other_runs(cli, tmp_path: Path) -> None:
+def test_a_metrics_file_or_config_that_is_a_folder_is_listed_as_such_beside_the_other_runs(cli_here, tmp_path: Path) -> None:
     root = tmp_path / "runs"
     make_run(root / "good")
     (root / "metrics-folder" / "metrics.jsonl").mkdir(parents=True)
     config_folder = make_run(root / "config-folder")
     (config_folder / "config.toml").unlink()
     (config_folder / "config.toml").mkdir()
-    proc = cli("runs", "list", "--runs-dir", str(root))
+    proc = cli_here("runs", "list", "--runs-dir", str(root))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     rows = listed(proc.stdout)
     assert rows["good"][2] == "finished" and rows["metrics-folder"][2] == "unreadable"
@@ -135,9 +143,9 @@ def test_a_metrics_file_or_config_that_is_a_folder_is_listed_as_such_beside_the_
 # ---------------------------------------------------------------- runs export
 
 
-def test_runs_export_skips_lines_that_are_not_utf8_or_not_records(cli, tmp_path: Path) -> None:
+def test_runs_export_skips_lines_that_are_not_utf8_or_not_records(cli_here, tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", b"\xff\xfe\n", '{"event": ["x"]}\n', '{"event": "batch", "epoch": 1, "batch": "2"}\n')
-    proc = cli("runs", "export", str(run), "--csv", "-", "--confusion-csv", str(tmp_path / "confusion.csv"))
+    proc = cli_here("runs", "export", str(run), "--csv", "-", "--confusion-csv", str(tmp_path / "confusion.csv"))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     kinds = [line.split(",")[0] for line in proc.stdout.splitlines()[1:]]
     assert kinds == ["batch", "batch", "epoch", "batch", "batch", "epoch", "eval"]
