@@ -124,15 +124,16 @@ def report_rows(stdout: str, cells: int) -> dict[str, list[str]]:
     return rows
 
 
-def test_evaluate_against_prints_the_diff_of_the_two_evaluations(tiny_run, cli, cifar_dir):
-    """Epoch 1 of a real run against the run (its last epoch, 2) on 200 test images: the printed numbers are
-    diff_evaluations of the two checkpoints evaluated here, in this process."""
+def test_evaluate_against_prints_the_diff_of_the_two_evaluations(tiny_run, capsys, cifar_dir):
+    """Epoch 1 of a real run against the run (its last epoch, 2) on 200 test images: the printed numbers (cli.main's
+    output, as to a pipe) are diff_evaluations of the two checkpoints evaluated here, on their own."""
+    from cli_helpers import run_in_process
     from resnet_tui.core.data import load_split
     from resnet_tui.core.operations import evaluate_source, resolve_source
 
     run_dir, _, _ = tiny_run
     first = run_dir / "checkpoints" / "cifar10_model_epoch_0.pth"
-    proc = cli("--no-ui", "evaluate", str(first), "--against", str(run_dir), "--data", str(cifar_dir), "--limit-eval", "200",
+    proc = run_in_process(capsys, "--no-ui", "evaluate", str(first), "--against", str(run_dir), "--data", str(cifar_dir), "--limit-eval", "200",
                "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
 
@@ -156,11 +157,13 @@ def test_evaluate_against_prints_the_diff_of_the_two_evaluations(tiny_run, cli, 
         assert f"{d.classes[top.true]} → {d.classes[top.predicted]} {top.change:+d} ({top.a} → {top.b})" in out
 
 
-def test_evaluate_against_json_and_a_bad_b(tiny_run, cli, cifar_dir, tmp_path):
+def test_evaluate_against_json_and_a_bad_b(tiny_run, cli, capsys, cifar_dir, tmp_path):
+    from cli_helpers import run_in_process  # the JSON from cli.main in this process; the one-line error from a real one
+
     run_dir, _, _ = tiny_run
     first = run_dir / "checkpoints" / "cifar10_model_epoch_0.pth"
     data = ["--data", str(cifar_dir), "--limit-eval", "20", "--device", "cpu"]
-    proc = cli("--no-ui", "evaluate", str(first), "--against", str(first), *data, "--json")
+    proc = run_in_process(capsys, "--no-ui", "evaluate", str(first), "--against", str(first), *data, "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["a"] == out["b"] == str(first) and out["n"] == 20

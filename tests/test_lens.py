@@ -148,10 +148,12 @@ def test_the_lens_changes_no_weight_and_its_records_are_read_back(splits, tmp_pa
     assert all(math.isfinite(v) for m in lenses for v in m.values["grad"])
 
 
-def test_runs_lens_prints_the_first_middle_and_last_steps_and_exports_every_measurement(tiny_run, cli, tmp_path: Path) -> None:
+def test_runs_lens_prints_the_first_middle_and_last_steps_and_exports_every_measurement(tiny_run, capsys, tmp_path: Path) -> None:
+    from cli_helpers import run_in_process  # what runs lens prints, from cli.main in this process
+
     run_dir, proc, _ = tiny_run  # 2 epochs of 6 steps, the lens at its default rate (auto: every step here)
     assert proc.returncode == 0, proc.stderr
-    out = cli("runs", "lens", str(run_dir), "--csv", str(tmp_path / "lens.csv"))
+    out = run_in_process(capsys, "runs", "lens", str(run_dir), "--csv", str(tmp_path / "lens.csv"))
     assert out.returncode == 0, out.stderr
     titles = [line.strip() for line in out.stdout.splitlines() if ": lens at step" in line]
     assert [t.split(": ", 1)[1] for t in titles] == [

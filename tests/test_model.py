@@ -238,8 +238,10 @@ def test_checkpoint_for_other_layers_names_the_layers_and_shapes(tmp_path):
     assert "fc.weight (100, 1024) vs (10, 1024)" in str(e.value)
 
 
-def test_info_json_reports_the_labs_parameter_count(cli):
-    proc = cli("--no-ui", "info", "--json")
+def test_info_json_reports_the_labs_parameter_count(capsys):
+    from cli_helpers import run_in_process  # what info prints, from cli.main in this process
+
+    proc = run_in_process(capsys, "--no-ui", "info", "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["param_count"] == 205_338
@@ -253,5 +255,5 @@ def test_info_json_reports_the_labs_parameter_count(cli):
 
     walk(info["tree"])
     assert "layer2.0.downsample" in names and "fc" in names and "relu" not in names
-    proc = cli("--no-ui", "info", "--json", "--layers", "3,3,3")
+    proc = run_in_process(capsys, "--no-ui", "info", "--json", "--layers", "3,3,3")
     assert json.loads(proc.stdout)["param_count"] == 302_554

@@ -277,11 +277,13 @@ def test_the_gpu_acceptance_command_runs_its_code_paths_on_the_cpu(cifar_dir, tm
     assert "time to accuracy" in table and "with flip TTA" in table and table in proc.stdout
 
 
-def test_evaluate_tta_on_the_command_line(tiny_run, cli):
+def test_evaluate_tta_on_the_command_line(tiny_run, capsys):
+    from cli_helpers import run_in_process  # what evaluate prints, from cli.main in this process
+
     run_dir, _, _ = tiny_run
     data = ["--data", str(cifar_dir_of(run_dir)), "--limit-eval", "20", "--device", "cpu"]
-    plain = cli("--no-ui", "evaluate", str(run_dir), *data)
-    tta = cli("--no-ui", "evaluate", str(run_dir), *data, "--tta")
+    plain = run_in_process(capsys, "--no-ui", "evaluate", str(run_dir), *data)
+    tta = run_in_process(capsys, "--no-ui", "evaluate", str(run_dir), *data, "--tta")
     assert plain.returncode == 0 and tta.returncode == 0, tta.stderr
     assert "(20 test images, with flip TTA)" in tta.stdout and "with flip TTA" not in plain.stdout
 
