@@ -23,6 +23,8 @@ import pytest
 
 from resnet_tui.core import records
 
+from cli_helpers import run_in_process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -154,7 +156,7 @@ def test_headless_run_piped_into_head_finishes_with_only_a_notice(cifar_dir, tmp
 # ---------------------------------------------------------------- run locks
 
 
-def test_a_second_trainer_on_a_live_run_is_refused_naming_the_pid(cifar_dir, tmp_path):
+def test_a_second_trainer_on_a_live_run_is_refused_naming_the_pid(cifar_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     first = subprocess.Popen(cli_args("--no-ui", "train", *flags(cifar_dir, run_dir, epochs=3)), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, cwd=ROOT)
@@ -165,7 +167,7 @@ def test_a_second_trainer_on_a_live_run_is_refused_naming_the_pid(cifar_dir, tmp
             assert second.returncode == 2, second.stderr
             lines = second.stderr.strip().splitlines()
             assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "is being trained by" in lines[0], lines
-        listed = subprocess.run(cli_args("runs", "list", "--runs-dir", str(tmp_path), "--json"), capture_output=True, text=True, timeout=60, cwd=ROOT)
+        listed = run_in_process(capsys, "runs", "list", "--runs-dir", str(tmp_path), "--json")  # a reader: the trainer is the other process
         assert json.loads(listed.stdout)[0]["status"] == "running"
         stopped = subprocess.run(cli_args("stop", str(run_dir)), capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert stopped.returncode == 0, stopped.stderr
@@ -179,7 +181,7 @@ def test_a_second_trainer_on_a_live_run_is_refused_naming_the_pid(cifar_dir, tmp
     assert again.returncode == 2 and "no live process" in again.stderr
 
 
-def test_sigkill_after_a_resume_interval_resumes_to_the_end_with_every_batch_once(cifar_dir, tmp_path):
+def test_sigkill_after_a_resume_interval_resumes_to_the_end_with_every_batch_once(cifar_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     p = subprocess.Popen(cli_args("--no-ui", "train", *flags(cifar_dir, run_dir, "--resume-every", "0.5", limit_train=768)),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
@@ -192,7 +194,7 @@ def test_sigkill_after_a_resume_interval_resumes_to_the_end_with_every_batch_onc
     finally:
         if p.poll() is None:
             p.kill()
-    listed = subprocess.run(cli_args("runs", "list", "--runs-dir", str(tmp_path), "--json"), capture_output=True, text=True, timeout=60, cwd=ROOT)
+    listed = run_in_process(capsys, "runs", "list", "--runs-dir", str(tmp_path), "--json")  # a reader, in this process
     assert json.loads(listed.stdout)[0]["status"] == "crashed"
     proc = subprocess.run(cli_args("--no-ui", "train", "--resume", str(run_dir)), capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
@@ -264,7 +266,7 @@ def test_two_s_in_one_terminal_read_start_one_run_and_q_still_quits(tmp_path):
 # ---------------------------------------------------------------- a full disk
 
 
-def test_a_full_tmpfs_during_a_checkpoint_fails_the_run_cleanly_and_it_resumes_once_space_is_freed(cifar_dir, tmp_path):
+def test_a_full_tmpfs_during_a_checkpoint_fails_the_run_cleanly_and_it_resumes_once_space_is_freed(cifar_dir, tmp_path, capsys):
     disk = tmp_path / "small-disk"
     disk.mkdir()
     # room for the first epoch's checkpoint and resume state (about 0.45 MB each for layers 1,1,1), not for the second's
@@ -282,7 +284,7 @@ def test_a_full_tmpfs_during_a_checkpoint_fails_the_run_cleanly_and_it_resumes_o
         assert end is not None and end.status == "failed"
         assert "the disk is full" in end.message and f"--resume {run_dir}" in end.message
         assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["cifar10_model_epoch_0.pth"]  # no torn file
-        listed = subprocess.run(cli_args("runs", "list", "--runs-dir", str(disk), "--json"), capture_output=True, text=True, timeout=60, cwd=ROOT)
+        listed = run_in_process(capsys, "runs", "list", "--runs-dir", str(disk), "--json")  # a reader, in this process
         assert json.loads(listed.stdout)[0]["status"] == "failed"
         subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)  # space freed
         resumed = subprocess.run(cli_args("--no-ui", "train", "--resume", str(run_dir)), capture_output=True, text=True, timeout=300, cwd=ROOT)
