@@ -432,6 +432,8 @@ class ResNetApp(App[Any]):
         if job is None:
             return
         code = job.exit_code()  # before reading: every record written before the exit is read below
+        if job.rank0_pid is None:
+            self._show_rank0(job)
         update = job.follower.read_new()
         if update.restart:  # the file was replaced: show it again from its start
             self.train_screen.monitor.reset()
@@ -445,12 +447,30 @@ class ResNetApp(App[Any]):
             self._ddp_timer.stop()
             self._ddp_timer = None
         self.ddp_job = None
+        self._system_panel_follows(None)
         self.train_screen.show_job("")
         end = job.follower.records.end
         error = "" if end is not None else job.failure(code)
         if end is not None and end.status in ("finished", "interrupted"):
             job.clean_up()  # else its output stays, for the error that names it
         self.on_training_finished(TrainingFinished(end, error))
+
+    def _show_rank0(self, job: DdpJob) -> None:
+        """The machine panel shows rank 0's process (the one that holds the run's lock) once it trains here."""
+        from resnet_tui.core.lock import holder
+
+        who = holder(job.run_dir)
+        if who is not None and who.here and who.pid is not None:
+            job.rank0_pid = who.pid
+            self._system_panel_follows(who.pid)
+
+    def _system_panel_follows(self, pid: int | None) -> None:
+        from resnet_tui.app.widgets.system_panel import SystemPanel
+
+        for panel in self.train_screen.query(SystemPanel):
+            follow = getattr(panel.monitor.sampler, "follow", None)  # a test's fixed sampler has none
+            if follow is not None:
+                follow(pid)
 
     def _stop_ddp(self) -> bool:
         job = self.ddp_job

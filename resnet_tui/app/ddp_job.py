@@ -45,6 +45,7 @@ class DdpJob:
         self.folder = folder  # the config file and the launcher's output (stdout and stderr)
         self.follower = follower
         self.stop_requested = False  # a second SIGTERM would abort the run without saving: it is sent once
+        self.rank0_pid: int | None = None  # once it holds the run's lock: the process the machine panel shows
 
     @property
     def log_path(self) -> Path:

@@ -91,6 +91,21 @@ class SystemSampler:
         # not psutil.cpu_percent(): its baseline is kept per thread, and sample() runs in another one
         self._host_times: Any = _or_none(psutil.cpu_times)
 
+    @property
+    def pid(self) -> int | None:
+        """The process it reads (None: it has ended, or could not be read)."""
+        return self._process.pid if self._process is not None else None
+
+    def follow(self, pid: int | None) -> None:
+        """Read another process from the next sample on (None: this one): the rank 0 of a run the app follows."""
+        try:
+            process: psutil.Process | None = psutil.Process(pid)
+            process.cpu_percent(None)
+        except psutil.Error:
+            process = None
+        with self._lock:
+            self._process = process
+
     def sample(self) -> SystemSample:
         with self._lock:
             process_cpu, process_rss = self._read_process()

@@ -16,6 +16,8 @@ import pytest
 from resnet_tui.app.app import ResNetApp
 from resnet_tui.app.screens.dialogs import ConfirmQuitLeavingRun
 from resnet_tui.app.state import ResumeRun
+from resnet_tui.app.widgets.system_panel import SystemPanel
+from resnet_tui.core.lock import holder
 from resnet_tui.core import records
 from resnet_tui.core.config import TrainConfig
 
@@ -66,6 +68,9 @@ async def test_two_processes_from_the_form_are_followed_s_stops_them_and_a_resum
         await wait_for(pilot, lambda: monitor.progress.batches_done >= 1, 60, "the first batches on screen")
         seen = monitor.progress.batches_done
         assert "× 2 processes (DDP, gloo)" in shown_text(monitor.query_one("#run-header"))
+        # the machine panel reads rank 0's process (the lock's holder), not the app's
+        await wait_for(pilot, lambda: job.rank0_pid is not None, 10, "rank 0 on the machine panel")
+        assert monitor.query_one(SystemPanel).monitor.sampler.pid == job.rank0_pid == holder(run_dir).pid != os.getpid()
         assert "Epoch 1/2 · batch" in progress_text(app) and "s stops" in progress_text(app)
 
         await pilot.press("q")  # the question says the run would go on without the app; stay
@@ -83,6 +88,7 @@ async def test_two_processes_from_the_form_are_followed_s_stops_them_and_a_resum
         assert seen <= monitor.progress.batches_done == len(run.batches) < TOTAL
         assert "INTERRUPTED" in progress_text(app) and "resume" in progress_text(app)
         assert not app.training and not app.train_screen.form.disabled and app.ddp_job is None
+        assert monitor.query_one(SystemPanel).monitor.sampler.pid == os.getpid()  # the app's own again
         assert shown_text(app.train_screen.query_one("#form-status")) == ""
 
         app.post_message(ResumeRun(run_dir))  # R on the Runs screen: config.toml says gpus = 2
