@@ -21,7 +21,7 @@ EPOCHS = 3
 
 @pytest.fixture(scope="module")
 def splits(cifar_dir: Path):
-    return load_data(str(cifar_dir), None, 256, 200)
+    return load_data(str(cifar_dir), None, 128, 200)  # 2 batches an epoch: enough for any change to show in the weights
 
 
 def config(eval_every: int | str) -> TrainConfig:
