@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_helpers import make_folder
+from cli_helpers import make_folder, run_in_process
 
 from resnet_tui.core.config import FIELDS, RUN_FIELDS, TrainConfig, build_config
 from resnet_tui.core.config_checks import cross_field_warnings, differences_from_lab
@@ -86,8 +86,9 @@ def test_differences_from_lab_leave_out_run_fields_and_follow_fields_order() -> 
     assert names == sorted(names, key=order.index)
 
 
-def test_the_headless_cli_prints_each_warning_when_a_run_starts(cli, tiny, cifar_dir: Path, tmp_path: Path) -> None:
-    proc = cli("--no-ui", "train", *tiny(cifar_dir, limit_train=32, limit_eval=20), "--epochs", "1",
+def test_the_headless_cli_prints_each_warning_when_a_run_starts(capsys, tiny, cifar_dir: Path, tmp_path: Path) -> None:
+    # what the headless CLI prints, from cli.main in this process (the warnings are not about the process)
+    proc = run_in_process(capsys, "--no-ui", "train", *tiny(cifar_dir, limit_train=32, limit_eval=20), "--epochs", "1",
                "--schedule", "warmup-linear", "--warmup-epochs", "2", "--nesterov", "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("[WARNING] --")]
