@@ -1,6 +1,7 @@
 """Hostile files and inputs get one line (exit 2), never a traceback: checkpoints and resume states that lie about
 their contents, image folders with more classes, symlink loops or unreadable folders, seeds numpy refuses, config
-files without end, and --resume with flags it would ignore. Real files in tmp_path; real CLI processes for the CLI."""
+files without end, and --resume with flags it would ignore. Real files in tmp_path; real CLI processes for the CLI's
+refusals (exit 2); folders the CLI trains on and evaluates (11 classes, symlink loops) through cli.main in this process."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from resnet_tui.core.config import TrainConfig, parse_field, read_toml
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.model import ResNet
 
-from cli_helpers import FOLDER_CLASSES as CLASSES, assert_one_line_error, make_folder
+from cli_helpers import FOLDER_CLASSES as CLASSES, assert_one_line_error, make_folder, run_in_process
 
 def add_class(root: Path, src: Path, name: str, like: str = "cat", n_train: int = 4, n_test: int = 2) -> None:
     """An extra class folder made of real images of another class (from the far end of the set, so not duplicates)."""
@@ -225,19 +226,19 @@ def test_a_genuine_mid_epoch_state_of_every_optimizer_passes_the_loader(optimize
 # ---------------------------------------------------------------- image folders
 
 
-def test_an_eleven_class_folder_trains_and_evaluates(cifar_dir, tmp_path, cli, metrics_of):
+def test_an_eleven_class_folder_trains_and_evaluates(cifar_dir, tmp_path, capsys, metrics_of):
     root = make_folder(cifar_dir, tmp_path / "eleven")
     add_class(root, cifar_dir, "zebra")
     run_dir = tmp_path / "run"
     flags = ["--data", str(root), "--layers", "1,1,1", "--batch-size", "16", "--device", "cpu"]
-    proc = cli("--no-ui", "train", *flags, "--run-dir", str(run_dir))
+    proc = run_in_process(capsys, "--no-ui", "train", *flags, "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
     evals = [e for e in metrics_of(run_dir / "metrics.jsonl") if e["event"] == "eval"]
     assert len(evals[-1]["classes"]) == 11 and evals[-1]["classes"][-1] == "zebra" and evals[-1]["n"] == 22
     state = torch.load(run_dir / "checkpoints" / "cifar10_model_epoch_0.pth", weights_only=True)
     assert tuple(state["fc.weight"].shape) == (11, 1024)
 
-    proc = cli("--no-ui", "evaluate", str(run_dir), "--data", str(root), "--device", "cpu", "--json")
+    proc = run_in_process(capsys, "--no-ui", "evaluate", str(run_dir), "--data", str(root), "--device", "cpu", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["n"] == 22 and len(result["classes"]) == 11 and result["classes"][-1] == "zebra"
@@ -252,13 +253,13 @@ def test_a_ten_class_checkpoint_on_eleven_class_data_is_one_line(cifar_dir, tmp_
     assert_one_line_error(proc, repr(str(path)), "10 classes", "11 classes")
 
 
-def test_a_symlink_loop_in_an_image_folder_is_skipped_with_a_warning(cifar_dir, tmp_path, cli, metrics_of):
+def test_a_symlink_loop_in_an_image_folder_is_skipped_with_a_warning(cifar_dir, tmp_path, capsys, metrics_of):
     root = make_folder(cifar_dir, tmp_path / "loopy")
     os.symlink("loop", root / "train" / "loop")  # points at itself
     os.symlink("bad.jpg", root / "test" / "cat" / "bad.jpg")
     run_dir = tmp_path / "run"
-    proc = cli("--no-ui", "train", "--data", str(root), "--layers", "1,1,1", "--batch-size", "16", "--device", "cpu",
-                   "--run-dir", str(run_dir))
+    proc = run_in_process(capsys, "--no-ui", "train", "--data", str(root), "--layers", "1,1,1", "--batch-size", "16", "--device", "cpu",
+                          "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     out = proc.stdout + proc.stderr
