@@ -2,8 +2,8 @@
 `train --resume` (on real folders in tmp_path). A bad line is skipped and counted, a bad folder is listed as what it
 is while the other runs are still listed, or the command says what is wrong in one line (exit 2). Strings from files
 (statuses, folder names) are shown as text: never read as Rich markup, no raw escape codes.
-What `runs list` and `runs export` print is read from the CLI in this process (cli.main, output to a pipe-like capture,
-as in a pipe); the one-line errors, evaluate and train run in real CLI processes."""
+What `runs list`, `runs export` and `evaluate` print is read from the CLI in this process (cli.main, its output captured
+as a pipe would take it); the one-line errors and `train --resume` run in real CLI processes."""
 
 from __future__ import annotations
 
@@ -180,9 +180,9 @@ def run_with_checkpoints(run_dir: Path, *raw_lines: bytes | str) -> Path:
     return run_dir
 
 
-def test_evaluate_best_reads_past_damaged_lines(cli, tmp_path: Path, cifar_dir: Path) -> None:
+def test_evaluate_best_reads_past_damaged_lines(cli_here, tmp_path: Path, cifar_dir: Path) -> None:
     run = run_with_checkpoints(tmp_path / "run", b"\xff\n", '{"event": "epoch", "epoch": 1e999, "train_loss": 0.1}\n')
-    proc = cli("--no-ui", "evaluate", str(run), "--best", "--data", str(cifar_dir), "--limit-eval", "20", "--device", "cpu", "--json")
+    proc = cli_here("--no-ui", "evaluate", str(run), "--best", "--data", str(cifar_dir), "--limit-eval", "20", "--device", "cpu", "--json")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     best = json.loads(proc.stdout)["best"]
     assert best["epoch"] == 1 and best["checkpoint"].endswith("cifar10_model_epoch_0.pth")
@@ -215,7 +215,7 @@ def test_resume_after_a_killed_writer_starts_its_records_on_a_line_of_their_own(
     assert listed(proc.stdout)["run"][2] == "finished" and "in: run (2)" in proc.stdout
 
 
-def test_class_names_from_an_image_folder_are_shown_as_text_by_evaluate(cli, tmp_path: Path, cifar_dir: Path) -> None:
+def test_class_names_from_an_image_folder_are_shown_as_text_by_evaluate(cli_here, tmp_path: Path, cifar_dir: Path) -> None:
     data = tmp_path / "data"
     names = {"cat": "[bold]cat", "dog": "\x1b[31mdog"}
     for split, n in (("train", 1), ("test", 2)):
@@ -224,7 +224,7 @@ def test_class_names_from_an_image_folder_are_shown_as_text_by_evaluate(cli, tmp
             for f in sorted((cifar_dir / split / cls).iterdir())[:n]:
                 shutil.copy2(f, data / split / names.get(cls, cls) / f.name)
     save_state_dict(ResNet((1, 1, 1)), tmp_path / "model.pth")
-    proc = cli("--no-ui", "evaluate", str(tmp_path / "model.pth"), "--data", str(data), "--device", "cpu")
+    proc = cli_here("--no-ui", "evaluate", str(tmp_path / "model.pth"), "--data", str(data), "--device", "cpu")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "\x1b" not in proc.stdout
     per_class = {row[0]: row for row in (line.strip("│ ").split() for line in proc.stdout.splitlines()) if row}
