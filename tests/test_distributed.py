@@ -244,3 +244,31 @@ def test_the_world_size_checks_name_the_flag():
     with pytest.raises(UserError, match="--device: got 'cuda:1' with 2 processes"):
         check_world(TrainConfig(device="cuda:1"), 2, "cuda")
     check_world(TrainConfig(batch_size=1, sync_bn=True, device="cuda:1"), 1, "cpu")  # one process: nothing to check
+
+
+@pytest.mark.parametrize("on_hangup,handled,ignored", [("continue", "SIGTERM,SIGINT,SIGQUIT", True),
+                                                       ("stop", "SIGTERM,SIGINT,SIGQUIT,SIGHUP", False)])
+def test_the_launcher_passes_a_hangup_to_the_ranks_only_when_asked_to_stop_on_it(monkeypatch, on_hangup, handled, ignored):
+    """What `--gpus N` hands torch's launcher: the ranks' command, one machine, no restarts, and which signals it
+    forwards to the ranks; with --on-hangup continue, a hang-up is ignored (the ranks, in their own session, never see it)."""
+    import torch.distributed.launcher.api as api
+
+    from resnet_tui.core import distributed
+
+    seen = {}
+
+    def fake_launch(config, entrypoint):
+        seen["config"], seen["entrypoint"] = config, entrypoint
+        return lambda *args: seen.setdefault("args", args)
+
+    monkeypatch.setattr(api, "elastic_launch", fake_launch)
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        assert distributed.launch(2, ["--no-ui", "train", "--gpus", "2"], on_hangup) == (0, "")
+        assert (signal.getsignal(signal.SIGHUP) == signal.SIG_IGN) == ignored
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    config = seen["config"]
+    assert config.signals_to_handle == handled
+    assert (config.nproc_per_node, config.min_nodes, config.max_nodes, config.max_restarts) == (2, 1, 1, 0)
+    assert seen["entrypoint"] == sys.executable and seen["args"] == ("-m", "resnet_tui", "--no-ui", "train", "--gpus", "2")
