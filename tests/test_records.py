@@ -83,7 +83,7 @@ def test_lines_are_the_documented_format_with_its_rounding_and_null_for_a_non_fi
         '{"event": "notice", "text": "hello"}\n',
     ]
     rec = records.to_record(start(resumed_at=(2, 3)))
-    assert list(rec) == ["event", "time_utc", "device", "param_count", "n_train", "n_test", "batches_per_epoch", "resumed_at", "config"]
+    assert list(rec) == ["event", "time_utc", "device", "param_count", "n_train", "n_test", "batches_per_epoch", "resumed_at", "world_size", "config"]
     assert rec["resumed_at"] == {"epoch": 2, "batch": 3} and records.to_record(start())["resumed_at"] is None
     assert list(records.to_record(evaluation())) == ["event", "epoch", "accuracy", "nll", "n", "classes", "confusion", "precision", "recall", "f1", "tta"]
     assert records.from_record({**records.to_record(evaluation()), "tta": True}).result.tta is True
