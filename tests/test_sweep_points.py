@@ -16,7 +16,6 @@ from resnet_tui.core.lock import RunLock
 from resnet_tui.core.runs import summarize
 
 from cli_helpers import assert_one_line_error
-from conftest import run_cli
 
 NAMES = ["lr=0.01", "lr=0.02", "lr=0.05"]
 
@@ -45,7 +44,8 @@ def in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str
 
 
 def test_plan_then_three_point_processes_and_the_ranked_table_reads_them_all(
-        cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cli) -> None:
+    run_cli = cli  # `python -m resnet_tui` in a fresh process (conftest)
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
     out = tmp_path / "shared" / "sw"
     code, stdout, err = in_process(capsys, "--no-ui", "sweep", *grid(cifar_dir), "--out", str(out), "--plan")
