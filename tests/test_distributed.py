@@ -272,3 +272,15 @@ def test_the_launcher_passes_a_hangup_to_the_ranks_only_when_asked_to_stop_on_it
     assert config.signals_to_handle == handled
     assert (config.nproc_per_node, config.min_nodes, config.max_nodes, config.max_restarts) == (2, 1, 1, 0)
     assert seen["entrypoint"] == sys.executable and seen["args"] == ("-m", "resnet_tui", "--no-ui", "train", "--gpus", "2")
+
+
+def test_a_sweep_of_several_process_runs_is_refused_naming_the_way_to_train_one(tmp_path):
+    from resnet_tui.core.errors import UserError
+    from resnet_tui.core.sweep import plan_sweep
+
+    with pytest.raises(UserError, match=r"--gpus: got 2, expected 1 in a sweep .* resnet-tui --no-ui train --gpus N"):
+        plan_sweep(tmp_path / "sw", {"lr": [0.1, 0.2], "gpus": [2]})
+    with pytest.raises(UserError, match="--gpus: got 'all', expected 1 in a sweep"):
+        plan_sweep(tmp_path / "sw", {"lr": [0.1, 0.2]}, file_values={"gpus": "all"})
+    assert len(plan_sweep(tmp_path / "sw", {"lr": [0.1, 0.2], "gpus": [1]}).points) == 2
+    assert not (tmp_path / "sw").exists()

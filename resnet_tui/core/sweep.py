@@ -44,7 +44,7 @@ STDERR_NAME = "stderr.log"  # a run subprocess's own stderr (a crash's traceback
 # layers is itself a comma list, so its values are separated by ';' ("2,2,2;8,8,8")
 SEPARATORS = {"layers": ";"}
 # fields that take one value in a sweep: the device is chosen per run, and a download folder is not a grid axis
-SINGLE_VALUED = ("device", "data_dir", "on_hangup", "resume_every", "lens_every")
+SINGLE_VALUED = ("device", "gpus", "data_dir", "on_hangup", "resume_every", "lens_every")
 # a run in one of these states is not trained again when the same sweep is started again
 DONE_STATUSES = ("finished", "diverged", "failed")
 
@@ -183,6 +183,10 @@ def plan_sweep(
         if k in SINGLE_VALUED:
             raise UserError(f"{flag(k)}: got {len(axes[k])} values, expected one (a sweep picks the device of each run itself)"
                             if k == "device" else f"{flag(k)}: got {len(axes[k])} values, expected one")
+    if fixed.get("gpus", (file_values or {}).get("gpus", 1)) != 1:
+        gpus = fixed.get("gpus", (file_values or {}).get("gpus"))
+        raise UserError(f"--gpus: got {gpus!r}, expected 1 in a sweep (it trains one run per GPU at a time; for one run "
+                        "on several GPUs, train it with resnet-tui --no-ui train --gpus N)")
     points: list[SweepPoint] = []
     names: set[str] = set()
     for index, combo in enumerate(itertools.product(*axes.values())):
