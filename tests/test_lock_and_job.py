@@ -72,6 +72,28 @@ def test_a_sigkilled_holder_frees_the_lock_at_once(tmp_path):
     assert holder(tmp_path) is None
 
 
+def test_a_filesystem_without_file_locks_trains_with_the_lock_unenforced_and_not_as_busy(tmp_path, monkeypatch):
+    """NFS without locking or Lustre without -o flock answer flock with ENOLCK: that is not another holder."""
+    import errno
+
+    from resnet_tui.core import lock as lock_module
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(lock_module.fcntl, "flock", no_locks)
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    try:
+        assert lock.held and lock.unenforced == os.strerror(errno.ENOLCK)
+        assert holder(tmp_path) is None  # nobody is known to hold it: a live run cannot be told from a dead one
+        second = RunLock(tmp_path)
+        second.acquire()  # not refused as busy (nothing can be enforced here; the trainer says so)
+        second.release()
+    finally:
+        lock.release()
+
+
 def test_no_lock_file_means_nobody_trains(tmp_path):
     assert holder(tmp_path) is None
     assert holder(tmp_path / "missing") is None

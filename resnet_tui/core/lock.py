@@ -8,6 +8,7 @@ On systems without fcntl (Windows) runs are not locked.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -24,6 +25,9 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = "lock"
+# flock's answers that mean "another process holds it"; any other error means this filesystem has no working file locks
+# (NFS without locking, Lustre without -o flock): ENOLCK, EOPNOTSUPP, ENOSYS, ...
+HELD_ERRNOS = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class RunLock:
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / LOCK_NAME
         self._f: IO[str] | None = None
+        self.unenforced = ""  # why the OS lock could not be taken on this filesystem ("" when it is held)
 
     def acquire(self, what: str = "--run-dir") -> None:
         """Take the lock, or raise UserError naming the holder."""
@@ -78,10 +83,13 @@ class RunLock:
             raise UserError(f"{what}: cannot create {str(self.path)!r} ({e.strerror or e})") from None
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            who = _read_holder(f)
-            f.close()
-            raise busy_error(self.path.parent, who, what) from None
+        except OSError as e:
+            if e.errno not in HELD_ERRNOS:  # no file locks here: train, and say the lock is not enforced
+                self.unenforced = e.strerror or str(e)
+            else:
+                who = _read_holder(f)
+                f.close()
+                raise busy_error(self.path.parent, who, what) from None
         record = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
         f.seek(0)
@@ -97,7 +105,8 @@ class RunLock:
     def release(self) -> None:
         if self._f is not None:
             try:
-                fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)  # type: ignore[union-attr]
+                if not self.unenforced:
+                    fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)  # type: ignore[union-attr]
             finally:
                 self._f.close()
                 self._f = None
@@ -127,8 +136,8 @@ def holder(run_dir: str | Path) -> Holder | None:
     try:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return _read_holder(f)
+        except OSError as e:
+            return _read_holder(f) if e.errno in HELD_ERRNOS else None  # no file locks here: nobody is known to hold it
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         return None
     finally:

@@ -280,6 +280,9 @@ class Trainer:
             if not lock.held:
                 lock.acquire()
                 self._refuse_existing_run()  # another trainer may have started and ended here meanwhile
+        if lock.unenforced:
+            s.notices.append(f"the run's lock is not enforced ({lock.unenforced}): this filesystem has no working file "
+                             "locks, so nothing stops a second process from training this run directory too")
         try:
             atomic_write_text(self.run.config_path, cfg.to_toml())
             self.metrics = RecordWriter(self.run.metrics_path, self.run.path)
