@@ -150,12 +150,14 @@ def _launch_ranks(nproc: int, run_path: Path, resume: bool, on_hangup: str) -> i
     """`--gpus N`: this same command as N ranks, through torch.distributed's launcher; they train into one run directory
     (named here, so that every rank writes the same one)."""
     from resnet_tui.core.distributed import launch
-    from resnet_tui.headless import say
+    from resnet_tui.headless import SafeStream, say
 
     args = sys.argv[1:]
     if not resume and "--run-dir" not in args:
         args += ["--run-dir", str(run_path)]
-    say(f"[LOG] training {run_path} as {nproc} processes (torch.distributed); Ctrl+C stops them all after the same batch")
+    out = SafeStream(sys.stdout)  # a closed pipe must not stop the launch
+    out.write(f"[LOG] training {run_path} as {nproc} processes (torch.distributed); Ctrl+C stops them all after the same batch\n")
+    out.flush()
     code, who = launch(nproc, args, on_hangup)
     if who:
         say(f"error: {who}; the run failed, and its last saved resume state is intact: "
@@ -766,7 +768,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return 130
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
+        if not getattr(e, "quiet", False):
+            print(f"error: {e}", file=sys.stderr, flush=True)
         return e.exit_code
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)

@@ -129,6 +129,18 @@ def test_sigint_to_the_launcher_stops_both_ranks_after_one_batch_and_resume_fini
     assert run.end is not None and run.end.status == "interrupted" and "stopped at epoch" in run.end.message
     assert (run_dir / "resume.pt").is_file() and sorted(p.name for p in run_dir.iterdir() if p.suffix == ".pt") == ["resume.pt"]
     assert err.count("SIGINT received") == 1  # rank 0 says it once; rank 1 stops quietly after the same batch
+    assert torch.load(run_dir / "resume.pt", weights_only=True)["world_size"] == 2
+
+    # the same stopped run, resumed on one process (a copy): it goes on with the same schedule, and says what changed
+    import shutil
+
+    shutil.copytree(run_dir, tmp_path / "one")
+    notices: list = []
+    cfg = TrainConfig(**{**records.read_run(run_dir).start.config, "gpus": 1, "layers": (1, 1, 1)})
+    end = Trainer(cfg, tmp_path / "one", notices.append, resume=True).run_training()
+    assert end.status == "finished" and end.world_size == 1
+    assert any("resumed on 1 process(es) a run trained so far on 2" in getattr(e, "text", "") for e in notices)
+    assert_every_batch_once(tmp_path / "one", EPOCHS, PER_EPOCH)
 
     proc = launch(["--no-ui", "train", "--resume", str(run_dir)])  # config.toml says gpus = 2
     _, err = proc.communicate(timeout=300)
@@ -220,6 +232,9 @@ def test_the_launchers_exit_code_names_a_killed_rank_else_is_rank_0s():
     assert failure_outcome({0: failure(0, 130), 1: failure(1, 130)}) == (130, "")
     assert failure_outcome({0: failure(0, 2), 1: failure(1, 2)}) == (2, "")
     assert failure_outcome({1: failure(1, 1)}) == (1, "")
+    # rank 1 refused to start and ended first; the launcher then shut rank 0 down (it had said why): rank 1's code
+    assert failure_outcome({0: failure(0, -15), 1: failure(1, 2)}) == (2, "")
+    assert failure_outcome({0: failure(0, -15), 1: failure(1, -15)}) == (143, "")
 
 
 @pytest.mark.parametrize("extra,needles", [
@@ -232,6 +247,16 @@ def test_what_several_processes_cannot_do_is_one_line_before_anything_starts(cli
     proc = cli("--no-ui", "train", "--device", "cpu", "--data", str(cifar_dir), "--run-dir", str(tmp_path / "r"), *extra)
     assert_one_line_error(proc, *needles)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_input_the_ranks_find_is_still_one_line(cli, tmp_path):
+    """A data folder that is not there fails in the ranks, not before the launch: rank 0 says why, once; rank 1 stops
+    without a word (PeerRefused), and the launcher exits with rank 0's code."""
+    from cli_helpers import assert_one_line_error
+
+    proc = cli("--no-ui", "train", "--gpus", "2", "--device", "cpu", "--data", str(tmp_path / "nowhere"),
+               "--run-dir", str(tmp_path / "r"))
+    assert_one_line_error(proc, "--data", "nowhere", "does not exist")
 
 
 def test_the_world_size_checks_name_the_flag():

@@ -203,6 +203,7 @@ class ResumeState:
     images: int
     train_seconds: float
     partial_losses: list[float]
+    world_size: int = 1  # the processes that trained it (states saved before there were several: 1)
 
 
 RESUME_KEYS = ("version", "model", "optimizer", "scheduler", "rng_cpu", "epoch0", "batch0", "images", "train_seconds", "partial_losses")
@@ -244,6 +245,7 @@ def read_resume_state(path: Path, model: nn.Module, optimizer: torch.optim.Optim
         rng_cuda=None if rng_cuda is None else _check_rng(rng_cuda, "rng_cuda", source, device),
         epoch0=field.integer("epoch0", 0, None), batch0=batch0, images=field.integer("images", 0, None),
         train_seconds=field.seconds("train_seconds"), partial_losses=[float(x) for x in partial],
+        world_size=field.integer("world_size", 1, None) if "world_size" in obj else 1,
     )
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
-from resnet_tui.core.errors import UserError
+from resnet_tui.core.errors import PeerRefused, UserError
 
 if TYPE_CHECKING:
     from resnet_tui.core.config import TrainConfig
@@ -117,20 +117,27 @@ class Cohort:
 
     @contextmanager
     def together(self, what: str, device: torch.device | None = None) -> Iterator[None]:
-        """A step every rank must get through before any goes on: a rank that fails tells the others, which then stop
-        too (each rank raises; the failing one with its own error)."""
+        """A step every rank must get through before any goes on. When one fails, all stop, and one speaks: rank 0
+        when it failed too (a bad flag or data folder fails every rank alike), else the rank that failed; the
+        others raise PeerRefused, which the CLI does not print."""
         dev = device or torch.device("cpu")
         try:
             yield
-        except BaseException:
-            if self.distributed:
-                try:
-                    self.vote(False, dev)
-                except Exception:  # the others may be gone already
-                    pass
+        except BaseException as e:
+            if not self.distributed:
+                raise
+            try:
+                failed = self._failed_ranks(False, dev)
+            except Exception:  # the others may be gone already
+                raise e from None
+            if not self.main and 0 in failed and isinstance(e, UserError):
+                raise PeerRefused(str(e)) from None  # rank 0 says the same
             raise
-        if not self.vote(True, dev):
-            raise UserError(f"rank {self.rank}: another process of the run failed while {what} (its error is above)")
+        if self.distributed and self._failed_ranks(True, dev):
+            raise PeerRefused(f"rank {self.rank}: another process of the run failed while {what}")
+
+    def _failed_ranks(self, ok: bool, device: torch.device) -> list[int]:
+        return [rank for rank, flag in enumerate(self.gather(1.0 if ok else 0.0, device)) if flag == 0]
 
     # -- the weighting of each rank's slice of a global batch
     def loss_scale(self, share: int, batch: int) -> float:
@@ -293,6 +300,8 @@ def failure_outcome(failures: dict[int, Any]) -> tuple[int, str]:
         sig = -int(killed[rank].exitcode)
         name = signal.Signals(sig).name if sig in signal.valid_signals() else f"signal {sig}"
         return 1, f"rank {rank} (pid {killed[rank].pid}) was killed by {name}"
-    first = failures[0] if 0 in failures else failures[min(failures)]
-    code = int(first.exitcode)
-    return (code if code >= 0 else 128 - code), ""
+    exited = {rank: f for rank, f in failures.items() if int(f.exitcode) >= 0}
+    if exited:  # rank 0's code; else another's (the launcher shut rank 0 down after that one ended)
+        return int(exited[min(exited)].exitcode), ""
+    first = failures[min(failures)]
+    return 128 - int(first.exitcode), ""

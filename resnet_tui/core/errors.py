@@ -7,6 +7,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class PeerRefused(UserError):
+    """A rank of a run on several processes stops because another rank refused to start (that one says why)."""
+
+    quiet = True  # the CLI prints nothing for it: the other rank's line is the one error
+
+
 class TrainingFailed(Exception):
     """Training stopped on its own (diverged loss, out of memory). The message says what to change."""
 

@@ -365,6 +365,9 @@ class Trainer:
         torch.set_rng_state(state.rng_cpu)
         if state.rng_cuda is not None:
             torch.cuda.set_rng_state(state.rng_cuda, s.device)
+        if state.world_size != self.cohort.world_size:  # the schedule does not depend on it: the run goes on as it was
+            s.notices.append(f"resumed on {self.cohort.world_size} process(es) a run trained so far on {state.world_size}: "
+                             "the same batches in the same order; only BatchNorm's per-process batch statistics change")
         return Position(state.epoch0, state.batch0, state.images, state.train_seconds, list(state.partial_losses))
 
     def _save_resume(self, s: Setup, pos: Position) -> None:
@@ -379,6 +382,7 @@ class Trainer:
             "images": pos.images,
             "train_seconds": pos.train_seconds,
             "partial_losses": list(pos.partial),
+            "world_size": self.cohort.world_size,
             "config": self.cfg.to_dict(),
         }
         if s.device.type == "cuda":
@@ -600,7 +604,7 @@ class EpochPass:
         self.sizes: list[int] = []  # images of each batch trained here
         self.images_read = 0  # images of the batches read back
         self.stopped, self.oom, self.bad = False, False, None
-        self.t0 = time.perf_counter()
+        self.t0 = self.last_flush = time.perf_counter()
         self.seconds = 0.0
 
     @property
@@ -616,7 +620,6 @@ class EpochPass:
         cohort = s.cohort
         batches = s.train.train_epoch(self.epoch0, cfg.batch_size, cfg.seed, cfg.augment, s.drop_last, self.first_b,
                                       part=(cohort.rank, cohort.world_size))
-        self.last_flush = self.t0
         try:
             for b, (x, y) in enumerate(batches, start=self.first_b):
                 batch = s.train.batch_length(b, cfg.batch_size)
@@ -650,16 +653,10 @@ class EpochPass:
     def flush(self, wants_stop: bool = False) -> None:
         """Read back the losses of batches [flushed, end_b) in one transfer and emit them; note the first bad batch,
         and (several ranks) whether any rank wants to stop."""
-        if self.end_b <= self.flushed and not self.s.cohort.distributed:
+        if self.end_b <= self.flushed and not self.s.cohort.distributed:  # several ranks read back together, always
             return
         cfg, sched, nb = self.trainer.cfg, self.s.scheduler, self.s.steps_per_epoch
-        now = time.perf_counter()
-        vals, stop, seconds = self.s.cohort.reduce_flush(self.losses_dev[self.flushed:self.end_b], wants_stop, now - self.last_flush)
-        if self.s.cohort.distributed:
-            self.stopped = self.stopped or stop
-            per_batch = seconds / max(self.end_b - self.flushed, 1)
-            self.trainer.flush_batches = max(1, min(MAX_FLUSH_BATCHES, round(FLUSH_SECONDS / per_batch) if per_batch > 0 else 1))
-        self.last_flush = now
+        vals = self._read_back(wants_stop)
         self.seconds = time.perf_counter() - self.t0
         now = self.seconds_before + self.seconds
         events: list[ev.Event] = []
@@ -674,6 +671,20 @@ class EpochPass:
         system = self.trainer.system.due(SYSTEM_RECORD_SECONDS) if self.trainer.system is not None else None
         self.trainer.emit_many(events + (self.lens.read() if self.lens is not None else []) + ([system] if system else []))
         self.flushed = self.end_b if self.bad is None else self.bad + 1
+
+    def _read_back(self, wants_stop: bool) -> list[float]:
+        """The losses of batches [flushed, end_b) in one transfer. With several ranks they are summed over the ranks
+        in one all-reduce, which also carries whether any rank wants to stop and how long the ranks took since the
+        last read-back: from that every rank computes the same number of batches to the next one."""
+        cohort, clock = self.s.cohort, time.perf_counter()
+        vals, stop, seconds = cohort.reduce_flush(self.losses_dev[self.flushed:self.end_b], wants_stop, clock - self.last_flush)
+        self.last_flush = clock
+        if cohort.distributed:
+            self.stopped = self.stopped or stop
+            per_batch = seconds / max(self.end_b - self.flushed, 1)
+            self.trainer.flush_batches = max(1, min(MAX_FLUSH_BATCHES, round(FLUSH_SECONDS / per_batch) if per_batch > 0 else 1))
+        return vals
+
 
 def train(cfg: TrainConfig, run_dir: str | Path, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
           resume: bool = False, splits: tuple[Split, Split] | None = None, cohort: Cohort | None = None) -> ev.RunEnd:
