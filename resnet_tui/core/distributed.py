@@ -40,10 +40,6 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ
 
 
-class PeerFailure(Exception):
-    """A collective failed because another rank of the run went away."""
-
-
 @dataclass
 class Cohort:
     """This process's place in its run: rank `rank` of `world_size`."""
@@ -152,7 +148,7 @@ class Cohort:
         import torch.distributed as dist
 
         text = str(e)
-        return isinstance(e, (dist.DistError, PeerFailure)) or any(
+        return isinstance(e, dist.DistError) or any(
             s in text for s in ("gloo", "Gloo", "NCCL", "Connection closed by peer", "Connection reset by peer", "timed out"))
 
     def failed_peers(self, wait: float = 3.0) -> list[int]:
@@ -169,7 +165,7 @@ class Cohort:
         dead = self.failed_peers()
         if dead:
             who = ", ".join(f"rank {r} (pid {self.peers[r][1]})" for r in dead)
-            return f"{who} failed: its process ended"
+            return f"{who} failed: {'its process' if len(dead) == 1 else 'their processes'} ended"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         return f"another process of the run failed ({first})"
 
