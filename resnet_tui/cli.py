@@ -36,6 +36,7 @@ PRETRAINED_HELP = "evaluate the lab's published 200-epoch checkpoint"
 
 class State:
     no_ui = False
+    argv: list[str] = []  # the arguments main() was given: `--gpus N` runs the same command as N ranks
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -152,7 +153,7 @@ def _launch_ranks(nproc: int, run_path: Path, resume: bool, on_hangup: str) -> i
     from resnet_tui.core.distributed import launch
     from resnet_tui.headless import SafeStream, say
 
-    args = sys.argv[1:]
+    args = list(State.argv)
     if not resume and "--run-dir" not in args:
         args += ["--run-dir", str(run_path)]
     out = SafeStream(sys.stdout)  # a closed pipe must not stop the launch
@@ -756,6 +757,7 @@ def _open_app(**kwargs: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point. User errors print one line and exit 2; no tracebacks."""
+    State.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="resnet-tui")
         if isinstance(rv, int):

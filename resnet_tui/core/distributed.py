@@ -47,7 +47,6 @@ class Cohort:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    local_world_size: int = 1
     backend: str = ""
     peers: list[tuple[str, int]] = field(default_factory=list)  # (host, pid) of every rank, by rank
 
@@ -69,13 +68,7 @@ class Cohort:
     # -- the collectives; each is one call on every rank, in the same order
     def vote(self, ok: bool, device: torch.device) -> bool:
         """True when every rank says ok."""
-        if not self.distributed:
-            return ok
-        import torch.distributed as dist
-
-        flag = torch.tensor([1 if ok else 0], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item())
+        return not self._failed_ranks(ok, device)
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's value (any picklable object) on every rank."""
@@ -220,7 +213,7 @@ def join(device: torch.device) -> Cohort:
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_seconds()))
     peers: list[Any] = [None] * world
     dist.all_gather_object(peers, (socket.gethostname(), os.getpid()))
-    return Cohort(rank, world, local, local_world, backend, [tuple(p) for p in peers])
+    return Cohort(rank, world, local, backend, [tuple(p) for p in peers])
 
 
 def check_world(cfg: "TrainConfig", world_size: int, device_type: str) -> None:
