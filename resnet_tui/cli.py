@@ -213,9 +213,19 @@ def run_headless_training(cfg: TrainConfig, run_path: Path, resume: bool = False
         from resnet_tui.headless import say
 
         say(f"error: rank {cohort.rank}: {end.message}")
-    if signals.exit_code is not None and end.status != "failed":  # a rank failure is not the stop the signal asked for
-        return signals.exit_code
-    return {"finished": 0, "interrupted": 130}.get(end.status, 1)
+    return training_exit_code(end.status, signals.exit_code, cohort.main)
+
+
+def training_exit_code(status: str, signal_code: int | None, main: bool = True) -> int:
+    """A training process's exit code. Rank 0 speaks for the run: 128+signal after a stop it was sent, else 0, 130
+    (interrupted) or 1. A follower rank exits 0 unless it failed itself: the launcher (torchrun's elastic agent) takes
+    a non-zero exit for a failure and shuts the other ranks down at once, and rank 0 may still be writing the run's
+    end (and its exit code, the launcher's, would be lost)."""
+    if not main:
+        return 1 if status == "failed" else 0
+    if signal_code is not None and status != "failed":  # a rank failure is not the stop the signal asked for
+        return signal_code
+    return {"finished": 0, "interrupted": 130}.get(status, 1)
 
 
 # ---------------------------------------------------------------- evaluate

@@ -7,7 +7,9 @@ two-GPU machine (there with NCCL). Every run here is 2 epochs of 8 global batche
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from resnet_tui.core import records
 from resnet_tui.core.config import TrainConfig
 from resnet_tui.core.data import _slice
 from resnet_tui.core.distributed import failure_outcome
+from resnet_tui.core.lock import request_stop
 from resnet_tui.core.train import Trainer
 from resnet_tui.core.data import load_data
 from test_model import LabResNet
@@ -149,6 +152,34 @@ def test_sigint_to_the_launcher_stops_both_ranks_after_one_batch_and_resume_fini
     assert_every_batch_once(run_dir, EPOCHS, PER_EPOCH)
     a, b = weights(two_process_run[0]), weights(run_dir)
     assert all(torch.equal(a[k], b[k]) for k in a)  # stopped and resumed, it is the run that never stopped
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_stopped_runs_followers_exit_0_so_the_launcher_keeps_rank_0s_exit_code(cifar_dir, tmp_path):
+    """torchrun's agent takes any rank's non-zero exit for a failure and at once shuts the other ranks down: a follower
+    that exited 130 after a stop sent to rank 0 raced rank 0's end, and the launcher then said 130, not rank 0's 143.
+    Here the ranks are started by hand, as torchrun starts them, so that each one's exit code is seen."""
+    run_dir, port = tmp_path / "run", free_port()
+    ranks = [launch(flags(cifar_dir, run_dir), env={**os.environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+             for r in (0, 1)]
+    try:
+        wait_for(lambda: batches_recorded(run_dir) >= 1 or ranks[0].poll() is not None, timeout=120, what="the first batch")
+        request_stop(run_dir)  # SIGTERM to rank 0, the lock's holder, as `resnet-tui stop` does
+        (_, err0), (_, err1) = (p.communicate(timeout=120) for p in ranks)
+    finally:
+        for p in ranks:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in ranks] == [128 + signal.SIGTERM, 0], err0[-2000:] + err1[-2000:]
+    assert "SIGTERM received" in err0 and err1.strip() == ""  # rank 0 speaks for the run; rank 1 stops quietly
+    end = records.read_run(run_dir).end
+    assert end is not None and end.status == "interrupted"
 
 
 def test_a_killed_rank_fails_the_run_naming_it_and_no_process_is_left(cifar_dir, tmp_path):
