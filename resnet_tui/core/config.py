@@ -260,7 +260,7 @@ FIELDS: tuple[Field, ...] = (
     Field("layers", _layers, "residual blocks per stage", "Layers"),
     Field("skip", _bool, "residual shortcuts (--no-skip trains the plain network of the same depth)", "Skip connections", flag_bool=True),
     Field("device", _device, "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps", "Device"),
-    Field("precision", _choice(PRECISIONS), "auto (bf16 autocast on CUDA and on CPUs with AMX, else fp32; the device line says why), fp32 or bf16", "Precision"),
+    Field("precision", _choice(PRECISIONS), "auto (bf16 autocast on CUDA and on CPUs where it measured faster: AMX, or AVX512-BF16 without AVX512-FP16; else fp32; the device line says why), fp32 or bf16", "Precision"),
     Field("gpus", _gpus, "processes of one run, data-parallel (torch.distributed): 1, N or all (one per visible CUDA GPU); "
           "with --device cpu, N CPU processes (gloo). --batch-size stays the global batch", "GPUs"),
     Field("sync_bn", _bool, "with several processes: SyncBatchNorm, batch statistics over the whole global batch (CUDA), "
