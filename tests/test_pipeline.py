@@ -203,3 +203,27 @@ def test_evaluation_uses_large_batches_under_inference_mode(tiny_splits, monkeyp
     assert r is not None and r.n == 600
     assert sizes == [(600, True)]  # one batch: the eval batch is >= 500
     assert evaluate_mod.EVAL_BATCH >= 500
+
+
+def test_the_objects_that_exist_when_training_starts_are_out_of_the_collectors_reach_until_it_ends(tiny_splits, tmp_path):
+    """A full collection walks every object in the process (400,000 after importing torch), holding the GIL: during a
+    run the objects that existed at its start are frozen (gc.freeze), and unfrozen at its end, also after a failure."""
+    import gc
+
+    from resnet_tui.core.gc_freeze import objects_frozen
+
+    before = gc.get_freeze_count()
+    frozen_at: list[int] = []
+    cfg = TrainConfig(layers=(1, 1, 1), batch_size=32, epochs=1, lr=0.01, device="cpu", precision="fp32")
+    end = train_mod.train(cfg, tmp_path / "run", lambda e: frozen_at.append(gc.get_freeze_count()) if isinstance(e, ev.BatchEnd) else None,
+                          splits=tiny_splits)
+    assert end.status == "finished" and len(frozen_at) == 3
+    assert min(frozen_at) > 100_000  # torch's objects, the data set's, the model's: all frozen while it trains
+    assert gc.get_freeze_count() == before == 0  # and back in the collector's reach afterwards
+
+    with objects_frozen():  # two runs in one process (the app's and a sweep's): frozen until the last one ends
+        with pytest.raises(RuntimeError):
+            with objects_frozen():
+                raise RuntimeError("a run that fails")
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

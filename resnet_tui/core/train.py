@@ -28,6 +28,7 @@ from resnet_tui.core.device import autocast_dtype, describe_device, prepare_devi
 from resnet_tui.core.distributed import MAX_FLUSH_BATCHES, Cohort, check_world
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
+from resnet_tui.core.gc_freeze import objects_frozen
 from resnet_tui.core.model import ResNet, param_count
 from resnet_tui.core.lablog import LabLogWriter
 from resnet_tui.core.lens import attach as attach_lens
@@ -325,7 +326,8 @@ class Trainer:
 
     def _loop_or_peer_failure(self, s: Setup, start: Position) -> ev.RunEnd:
         try:
-            return self._loop(s, start)
+            with objects_frozen():
+                return self._loop(s, start)
         except Exception as e:
             if not self.cohort.is_peer_failure(e):
                 raise
