@@ -149,6 +149,27 @@ def test_the_mechanism_a_smaller_batch_compiles_again(compiles):
     assert len(compiles) == 2  # the partial batch forced a second compile: what dropping it avoids
 
 
+def test_a_run_whose_compile_hits_dynamos_recompile_limit_says_so_in_a_notice(cifar_dir, tmp_path, compiles, monkeypatch):
+    """Dynamo past its recompile limit runs the model eagerly and only logs it. Here the run keeps its partial last
+    batch (a second shape) with the limit at 1: the real dynamo gives up at the end of epoch 1, and the run says so."""
+    from resnet_tui.core import train as train_mod
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    monkeypatch.setattr(train_mod, "drop_last_batch", lambda cfg, cohort, n: (False, ""))
+    end, events = run_events(tiny_cfg(cifar_dir, compile=True, epochs=2), tmp_path / "run")
+    assert end.status == "finished", end.message
+    assert len([e for e in events if isinstance(e, ev.BatchEnd)]) == 14 and compiles == [(16, 3, 32, 32)]
+    hit = [n for n in notices(events) if "torch.compile hit dynamo's recompile_limit (1) for 'forward'" in n]
+    assert len(hit) == 1 and "the model runs without compile (eager)" in hit[0], notices(events)
+    assert records_notices(tmp_path / "run") == hit  # in metrics.jsonl too: a run that stopped compiling says so later
+
+
+def records_notices(run_dir) -> list[str]:
+    from resnet_tui.core import records
+
+    return [n.text for n in records.read_run(run_dir).of(ev.Notice) if "recompile_limit" in n.text]
+
+
 def test_each_run_in_one_process_compiles_afresh(cifar_dir, tmp_path, compiles):
     for i in range(2):
         end, _ = run_events(tiny_cfg(cifar_dir, compile=True, limit_train=32), tmp_path / str(i))

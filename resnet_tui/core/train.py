@@ -10,6 +10,7 @@ import errno
 import math
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +29,7 @@ from resnet_tui.core.device import autocast_dtype, describe_device, prepare_devi
 from resnet_tui.core.distributed import MAX_FLUSH_BATCHES, Cohort, check_world
 from resnet_tui.core.errors import UserError
 from resnet_tui.core.evaluate import EVAL_BATCH, evaluate_model
+from resnet_tui.core.compile_watch import RecompileLimitWatch
 from resnet_tui.core.gc_freeze import objects_frozen
 from resnet_tui.core.model import ResNet, param_count
 from resnet_tui.core.lablog import LabLogWriter
@@ -243,6 +245,7 @@ class Trainer:
         self.log: LabLogWriter | None = None  # RUN/train.log
         self._criterion = loss_fn(cfg)
         self._compile_checked = False  # the first step tries the compiled model (forward and backward) once
+        self.compile_watch: RecompileLimitWatch | None = None  # while a compiled run trains: dynamo giving up on it
         self._last_resume_save = 0.0
         self.system: SystemMonitor | None = None  # samples the machine once a second in its own thread
         self.flush_batches = 1  # with several ranks: batches between read-backs, which every rank must agree on
@@ -326,7 +329,7 @@ class Trainer:
 
     def _loop_or_peer_failure(self, s: Setup, start: Position) -> ev.RunEnd:
         try:
-            with objects_frozen():
+            with objects_frozen(), (RecompileLimitWatch() if s.compiled else nullcontext()) as self.compile_watch:
                 return self._loop(s, start)
         except Exception as e:
             if not self.cohort.is_peer_failure(e):
@@ -671,7 +674,9 @@ class EpochPass:
                 break
             self.losses.append(loss)
         system = self.trainer.system.due(SYSTEM_RECORD_SECONDS) if self.trainer.system is not None else None
-        self.trainer.emit_many(events + (self.lens.read() if self.lens is not None else []) + ([system] if system else []))
+        watch = self.trainer.compile_watch
+        notices = [ev.Notice(text, "warning") for text in watch.take()] if watch is not None else []
+        self.trainer.emit_many(events + (self.lens.read() if self.lens is not None else []) + ([system] if system else []) + notices)
         self.flushed = self.end_b if self.bad is None else self.bad + 1
 
     def _read_back(self, wants_stop: bool) -> list[float]:
