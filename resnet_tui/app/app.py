@@ -14,10 +14,10 @@ or simply `asyncio.run(train_in_app(cfg, path))`.
 from __future__ import annotations
 
 import asyncio
-import time
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 

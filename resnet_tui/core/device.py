@@ -60,8 +60,8 @@ def cpu_bf16_choice() -> tuple[bool, str]:
     - AMX-BF16 (Intel Sapphire Rapids and later): bf16 tile multiplies, where bf16 pays on a CPU.
     - AVX512-BF16 on a core without AVX512-FP16 (AMD Zen 4 and 5; Intel Cooper Lake): issue 11 measured the fast
       preset 1.8x faster in bf16 (442.6 against 251.2 images/s) on 2 cores of an AMD EPYC. Cooper Lake: not measured.
-    - AVX512-BF16 with AVX512-FP16 but no AMX: an Intel core of the Sapphire Rapids generation or later, all of which
-      have AMX, in a VM that hides it. The development machine is one (a 2-core VM reporting "Intel(R) Xeon(R)
+    - AVX512-BF16 with AVX512-FP16 but no AMX: an Intel server core of the Sapphire Rapids generation or later (which
+      have AMX) in a VM that hides it. The development machine is one (a 2-core VM reporting "Intel(R) Xeon(R)
       Processor"; torch 2.14.1, oneDNN 3.12 running its avx512_core_bf16 kernels): there a training step under bf16
       autocast ran at 0.70x of fp32 (the full model, batch 64, channels_last; 0.79x in NCHW), its convolutions
       taking 1.8x as long. fp32.

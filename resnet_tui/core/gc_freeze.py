@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 _lock = threading.Lock()
-_runs = 0  # trainings in this process that are inside objects_frozen (an app may train while a sweep does)
+_runs = 0  # trainings of this process inside objects_frozen: when runs overlap, the last one to end unfreezes
 
 
 @contextmanager
