@@ -167,7 +167,7 @@ class Cohort:
         cycle, holds the group; left to the collection at interpreter exit, a gloo worker thread could free its last
         all-reduce (and its tensors' Python objects) during Py_FinalizeEx, where a thread that takes the GIL is
         ended, and the rank died of std::terminate (SIGABRT) after a finished run. Seen once training froze the
-        objects it started with (gc_freeze.py; they are then in the oldest generation): 3 of 42 two-process runs
+        objects it started with (gc_freeze.py; they are then in the oldest generation): 3 of 54 two-process runs
         here, none of 24 with this collection first (none of 14 before the freeze)."""
         if self.distributed:
             import gc
