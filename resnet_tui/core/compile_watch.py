@@ -9,7 +9,6 @@ the trainer turns it into a notice on the run's next read-back, so a run that st
 from __future__ import annotations
 
 import logging
-import threading
 
 DYNAMO_LOGGER = "torch._dynamo.convert_frame"  # where torch 2.4-2.14 log "torch._dynamo hit config.recompile_limit (8)"
 HIT = "torch._dynamo hit config."
@@ -20,8 +19,7 @@ class RecompileLimitWatch(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self._lock_hits = threading.Lock()
-        self._hits: list[str] = []
+        self._hits: list[str] = []  # guarded by the handler's own lock, which logging holds around emit()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -31,12 +29,11 @@ class RecompileLimitWatch(logging.Handler):
         if message.startswith(HIT):
             lines = [line.strip() for line in message.splitlines()]
             function = next((line.removeprefix("function: ") for line in lines if line.startswith("function: ")), "")
-            with self._lock_hits:
-                self._hits.append(lines[0].removeprefix(HIT) + (f" for {function}" if function else ""))
+            self._hits.append(lines[0].removeprefix(HIT) + (f" for {function}" if function else ""))
 
     def take(self) -> list[str]:
         """The notices since the last call: what dynamo hit, and what that means for the run."""
-        with self._lock_hits:
+        with self.lock:  # type: ignore[union-attr]  # logging.Handler.createLock made it
             hits, self._hits = self._hits, []
         return [f"torch.compile hit dynamo's {hit}: from here on the model runs without compile (eager), slower; "
                 "TORCH_LOGS=recompiles says why it kept compiling" for hit in hits]

@@ -183,8 +183,8 @@ def plan_sweep(
         if k in SINGLE_VALUED:
             raise UserError(f"{flag(k)}: got {len(axes[k])} values, expected one (a sweep picks the device of each run itself)"
                             if k == "device" else f"{flag(k)}: got {len(axes[k])} values, expected one")
-    if fixed.get("gpus", (file_values or {}).get("gpus", 1)) != 1:
-        gpus = fixed.get("gpus", (file_values or {}).get("gpus"))
+    gpus = fixed.get("gpus", (file_values or {}).get("gpus", 1))
+    if gpus != 1:
         raise UserError(f"--gpus: got {gpus!r}, expected 1 in a sweep (it trains one run per GPU at a time; for one run "
                         "on several GPUs, train it with resnet-tui --no-ui train --gpus N)")
     points: list[SweepPoint] = []
